@@ -1,0 +1,221 @@
+//! Running one HTTP check: attempts under their own timeout, retries with exponential back-off
+//! after errors and failed expectations, all inside the verification deadline.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::deadline::Deadline;
+use crate::duration::format_duration;
+use crate::expect::Observed;
+use crate::plan::Check;
+use crate::redact::Redactor;
+use crate::verdict::{CheckReport, Outcome};
+
+/// Bodies are read up to this size, so a huge answer cannot exhaust a 128 MB function.
+pub const BODY_CAP: usize = 1024 * 1024;
+/// Back-off between attempts never grows past this.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+/// An attempt shorter than this is not worth starting.
+const MIN_ATTEMPT: Duration = Duration::from_millis(20);
+
+struct Attempt {
+    outcome: Outcome,
+    status: Option<u16>,
+    latency: Option<Duration>,
+}
+
+/// Runs `check` until it passes, runs out of attempts, or reaches `deadline`.
+pub async fn run_check(
+    client: &reqwest::Client,
+    check: &Check,
+    redactor: &Redactor,
+    deadline: Deadline,
+) -> CheckReport {
+    #[cfg(feature = "failpoints")]
+    if check.name.starts_with("failpoint:panic") {
+        panic!("failpoint: check {} panics on purpose", check.name);
+    }
+    let started = Instant::now();
+    let max_attempts = check.retries.saturating_add(1);
+    let mut attempts = 0;
+    let mut last: Option<Attempt> = None;
+    while attempts < max_attempts {
+        if attempts > 0 {
+            let delay = backoff(check.retry_delay, attempts);
+            if deadline.remaining() < delay + MIN_ATTEMPT {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+        }
+        if deadline.remaining() < MIN_ATTEMPT {
+            break;
+        }
+        attempts += 1;
+        let attempt = attempt_once(client, check, redactor, deadline, attempts).await;
+        let passed = attempt.outcome == Outcome::Passed;
+        last = Some(attempt);
+        if passed {
+            break;
+        }
+    }
+    let ran_out =
+        attempts < max_attempts && last.as_ref().is_none_or(|a| a.outcome != Outcome::Passed);
+    let attempt = last.unwrap_or(Attempt {
+        outcome: Outcome::Errored {
+            cause: "the verification deadline was reached before the first attempt".into(),
+        },
+        status: None,
+        latency: None,
+    });
+    let outcome = match attempt.outcome {
+        Outcome::Errored { cause } if ran_out && attempts > 0 => Outcome::Errored {
+            cause: format!(
+                "{cause} (no time left for more attempts before the verification deadline)"
+            ),
+        },
+        other => other,
+    };
+    CheckReport {
+        name: check.name.clone(),
+        request: check.request_line.clone(),
+        outcome,
+        attempts,
+        status: attempt.status,
+        latency: attempt.latency,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn backoff(first: Duration, attempts_done: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts_done.saturating_sub(1).min(16));
+    first.saturating_mul(factor).min(MAX_RETRY_DELAY)
+}
+
+async fn attempt_once(
+    client: &reqwest::Client,
+    check: &Check,
+    redactor: &Redactor,
+    deadline: Deadline,
+    number: u32,
+) -> Attempt {
+    let limit = check.timeout.min(deadline.remaining());
+    let cut_by_deadline = limit < check.timeout;
+    let started = Instant::now();
+    let mut request = client
+        .request(check.method.clone(), check.url.clone())
+        .headers(check.headers.clone());
+    if let Some(body) = &check.body {
+        request = request.body(body.clone());
+    }
+    let exchange = async {
+        let mut response = request.send().await.map_err(|e| describe_error(&e))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        let mut truncated = false;
+        while let Some(chunk) = response.chunk().await.map_err(|e| describe_error(&e))? {
+            let room = BODY_CAP - body.len();
+            if chunk.len() > room {
+                body.extend_from_slice(&chunk[..room]);
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok::<_, String>((status, headers, body, truncated))
+    };
+    match tokio::time::timeout(limit, exchange).await {
+        Err(_) => {
+            let cause = if cut_by_deadline {
+                format!(
+                    "the verification deadline was reached during attempt {number} (no answer after {})",
+                    format_duration(started.elapsed())
+                )
+            } else {
+                format!(
+                    "timed out: no complete answer within {} (the check's timeout)",
+                    format_duration(limit)
+                )
+            };
+            Attempt {
+                outcome: Outcome::Errored { cause },
+                status: None,
+                latency: None,
+            }
+        }
+        Ok(Err(cause)) => Attempt {
+            outcome: Outcome::Errored {
+                cause: redactor.redact(&cause),
+            },
+            status: None,
+            latency: None,
+        },
+        Ok(Ok((status, headers, body, truncated))) => {
+            let latency = started.elapsed();
+            let seen = Observed {
+                status,
+                headers: &headers,
+                body: &body,
+                body_truncated: truncated,
+                latency,
+            };
+            let mut failures = check.expect.judge(&seen);
+            for f in &mut failures {
+                f.measured = redactor.redact(&f.measured);
+            }
+            let outcome = if failures.is_empty() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed { failures }
+            };
+            Attempt {
+                outcome,
+                status: Some(status),
+                latency: Some(latency),
+            }
+        }
+    }
+}
+
+/// Names what went wrong without the URL (which the report already shows) and with the root cause.
+fn describe_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_redirect() {
+        "redirect failed"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer failed"
+    } else {
+        "request failed"
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !causes.iter().any(|c: &String| c.contains(&text)) {
+            causes.push(text);
+        }
+        source = cause.source();
+    }
+    match causes.last() {
+        Some(root) => format!("{kind}: {root}"),
+        None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let first = Duration::from_millis(200);
+        assert_eq!(backoff(first, 1), Duration::from_millis(200));
+        assert_eq!(backoff(first, 2), Duration::from_millis(400));
+        assert_eq!(backoff(first, 3), Duration::from_millis(800));
+        assert_eq!(backoff(first, 30), MAX_RETRY_DELAY);
+    }
+}

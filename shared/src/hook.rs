@@ -1,0 +1,186 @@
+//! The CodeDeploy lifecycle hook: event → deadline → verification → verdict → report.
+//!
+//! Whatever happens after the event parses (a bad plan, green unreachable or hanging, a panic
+//! in a check, CodeDeploy throttling), the hook reports `Succeeded` or `Failed` before its
+//! Lambda deadline; `Succeeded` only when every check passed.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::codedeploy::{
+    parse_lifecycle_event, CodeDeployReporter, EventError, ReportError, Reported,
+};
+use crate::deadline::Deadline;
+use crate::plan::{Plan, PlanError, PlanSettings};
+use crate::verdict::Verdict;
+use crate::verify::verify;
+
+/// Time kept after verification for reporting: a fifth of the invocation, between these bounds.
+const MIN_REPORT_RESERVE: Duration = Duration::from_secs(1);
+const MAX_REPORT_RESERVE: Duration = Duration::from_secs(5);
+/// Reporting stops this long before the Lambda deadline, so the invocation can still return.
+const RETURN_MARGIN: Duration = Duration::from_millis(200);
+/// Longest a Lambda invocation can run; a deadline further away than this is not trusted.
+const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// Why a hook invocation ended in error (the verdict may still have been reported).
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("verdict {status} for deployment {deployment_id} was not reported: {source}")]
+    Report {
+        deployment_id: String,
+        status: crate::verdict::VerdictStatus,
+        #[source]
+        source: ReportError,
+    },
+}
+
+impl From<HookError> for lambda_runtime::Diagnostic {
+    fn from(error: HookError) -> Self {
+        let error_type = match &error {
+            HookError::Event(_) => "InvalidEvent",
+            HookError::Report { .. } => "ReportFailed",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// What the invocation returns (CodeDeploy ignores it; people running the hook locally read it).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookResponse {
+    pub lifecycle_event: String,
+    pub deployment_id: String,
+    pub reported: Reported,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+}
+
+/// A CodeDeploy hook function, set up once per process and reused for every invocation.
+pub struct CodeDeployHook {
+    lifecycle_event: String,
+    setup: Result<(reqwest::Client, Arc<Plan>), String>,
+    reporter: CodeDeployReporter,
+}
+
+impl CodeDeployHook {
+    /// Reads the plan and AWS configuration from the environment. Never fails: a set-up problem
+    /// (such as a bad plan) fails every verification with that problem as the reason.
+    pub async fn from_env(lifecycle_event: &str) -> Self {
+        let sdk_config = crate::aws::load_sdk_config().await;
+        let plan = PlanSettings::from_env().load(&|name| std::env::var(name).ok());
+        Self::new(lifecycle_event, &sdk_config, plan)
+    }
+
+    pub fn new(
+        lifecycle_event: &str,
+        sdk_config: &aws_config::SdkConfig,
+        plan: Result<Plan, PlanError>,
+    ) -> Self {
+        let setup = match (plan, crate::http::build_check_client()) {
+            (Ok(plan), Ok(client)) => {
+                tracing::info!(lifecycle_event, checks = plan.checks.len(), "plan loaded");
+                Ok((client, Arc::new(plan)))
+            }
+            (Err(e), _) => {
+                tracing::error!(lifecycle_event, error = %e, "the plan is unusable; every deployment will be reported Failed until it is fixed");
+                Err(e.to_string())
+            }
+            (_, Err(e)) => Err(format!("could not build the HTTP client: {e}")),
+        };
+        CodeDeployHook {
+            lifecycle_event: lifecycle_event.to_string(),
+            setup,
+            reporter: CodeDeployReporter::new(sdk_config),
+        }
+    }
+
+    /// Handles one invocation. `lambda_deadline` is the invocation's deadline from the Lambda context.
+    pub async fn handle(
+        &self,
+        payload: Value,
+        lambda_deadline: SystemTime,
+    ) -> Result<HookResponse, HookError> {
+        let event = parse_lifecycle_event(&payload).inspect_err(|e| {
+            tracing::error!(lifecycle_event = %self.lifecycle_event, error = %e, "cannot report this event to CodeDeploy");
+        })?;
+        let lambda = trusted_deadline(lambda_deadline);
+        let reserve = (lambda.remaining() / 5).clamp(MIN_REPORT_RESERVE, MAX_REPORT_RESERVE);
+        let report_by = lambda.minus(RETURN_MARGIN);
+        let deployment_id = event.deployment_id.clone();
+        tracing::info!(lifecycle_event = %self.lifecycle_event, deployment_id, remaining_ms = lambda.remaining().as_millis() as u64, "verifying green");
+
+        let verdict = match &self.setup {
+            Err(problem) => Verdict::not_run(problem.clone()),
+            Ok((client, plan)) => {
+                let verify_by = lambda.minus(reserve).earliest(Deadline::after(plan.budget));
+                run_isolated(client.clone(), plan.clone(), verify_by).await
+            }
+        };
+        crate::report::log_verdict(
+            &format!("{} {deployment_id}", self.lifecycle_event),
+            &verdict,
+        );
+
+        match self
+            .reporter
+            .report_status(&event, verdict.status, report_by)
+            .await
+        {
+            Ok(reported) => {
+                tracing::info!(deployment_id, status = %verdict.status, reported = ?reported, "reported to CodeDeploy");
+                Ok(HookResponse {
+                    lifecycle_event: self.lifecycle_event.clone(),
+                    deployment_id,
+                    reported,
+                    verdict,
+                })
+            }
+            Err(source) => {
+                tracing::error!(deployment_id, status = %verdict.status, error = %source, "REPORT FAILED: CodeDeploy does not have this hook's status");
+                Err(HookError::Report {
+                    deployment_id,
+                    status: verdict.status,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Runs the verification on its own task, so that even a panic outside a check ends in a
+/// `Failed` verdict rather than an unreported hook.
+async fn run_isolated(client: reqwest::Client, plan: Arc<Plan>, verify_by: Deadline) -> Verdict {
+    let task = tokio::spawn(async move { verify(&client, plan, verify_by).await });
+    let abort = task.abort_handle();
+    match tokio::time::timeout_at(verify_by.instant() + Duration::from_secs(1), task).await {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(e)) => Verdict::not_run(format!("the verification crashed: {e}")),
+        Err(_) => {
+            abort.abort();
+            Verdict::not_run("the verification did not finish by its deadline")
+        }
+    }
+}
+
+/// The Lambda deadline, unless it is missing or absurd (as under some local emulators): then
+/// assume the longest invocation Lambda allows.
+fn trusted_deadline(lambda_deadline: SystemTime) -> Deadline {
+    match lambda_deadline.duration_since(SystemTime::now()) {
+        Ok(remaining) if remaining <= LAMBDA_MAX => Deadline::after(remaining),
+        _ => {
+            tracing::warn!(
+                "the invocation deadline is missing or implausible; assuming 15 minutes"
+            );
+            Deadline::after(LAMBDA_MAX)
+        }
+    }
+}

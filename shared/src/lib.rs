@@ -1,0 +1,24 @@
+//! greenlight: verify the green side of an Amazon ECS blue/green deployment, and report the
+//! verdict to the deployment's controller.
+//!
+//! Data flows one way: event → context (deployment, plan, deadline) → [`verify`] → [`Verdict`] →
+//! report. The Lambda function crates are thin wrappers around [`hook::CodeDeployHook`].
+
+pub mod aws;
+pub mod check;
+pub mod codedeploy;
+pub mod deadline;
+pub mod duration;
+pub mod expect;
+pub mod hook;
+pub mod http;
+pub mod plan;
+pub mod redact;
+pub mod report;
+pub mod verdict;
+pub mod verify;
+
+pub use deadline::Deadline;
+pub use plan::{Plan, PlanError, PlanSettings, PlanSpec};
+pub use verdict::{CheckReport, Outcome, Verdict, VerdictStatus};
+pub use verify::verify;

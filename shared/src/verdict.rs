@@ -1,0 +1,184 @@
+//! The result model: each check ends `Passed`, `Failed` (an expectation not met, with the
+//! measured value) or `Errored` (could not measure, with the cause); the verdict is
+//! `Succeeded` only when every check passed.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::duration::format_duration;
+use crate::expect::Failure;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed { failures: Vec<Failure> },
+    Errored { cause: String },
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Passed => "passed",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Errored { .. } => "errored",
+        }
+    }
+
+    /// Why it did not pass, in one line (empty when it passed).
+    pub fn reason(&self) -> String {
+        match self {
+            Outcome::Passed => String::new(),
+            Outcome::Failed { failures } => failures
+                .iter()
+                .map(|f| f.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+            Outcome::Errored { cause } => cause.clone(),
+        }
+    }
+}
+
+/// How one check went, with what was measured on its last attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub name: String,
+    /// `GET http://…/health`, with `${VAR}`s as written.
+    pub request: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(
+        rename = "latency_ms",
+        serialize_with = "millis_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub latency: Option<Duration>,
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VerdictStatus {
+    Succeeded,
+    Failed,
+}
+
+impl std::fmt::Display for VerdictStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VerdictStatus::Succeeded => "Succeeded",
+            VerdictStatus::Failed => "Failed",
+        })
+    }
+}
+
+/// The outcome of a whole verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub status: VerdictStatus,
+    /// One line saying why: what passed, or what did not and why.
+    pub reason: String,
+    pub checks: Vec<CheckReport>,
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
+    pub elapsed: Duration,
+}
+
+impl Verdict {
+    /// `Succeeded` only when there is at least one check and every check passed.
+    pub fn from_checks(checks: Vec<CheckReport>, elapsed: Duration) -> Self {
+        let not_passed: Vec<&CheckReport> = checks
+            .iter()
+            .filter(|c| c.outcome != Outcome::Passed)
+            .collect();
+        let (status, reason) = if checks.is_empty() {
+            (VerdictStatus::Failed, "no checks ran".to_string())
+        } else if not_passed.is_empty() {
+            (
+                VerdictStatus::Succeeded,
+                format!("all {} checks passed", checks.len()),
+            )
+        } else {
+            let details = not_passed
+                .iter()
+                .map(|c| format!("{} {}: {}", c.name, c.outcome.label(), c.outcome.reason()))
+                .collect::<Vec<_>>()
+                .join(" | ");
+            (
+                VerdictStatus::Failed,
+                format!(
+                    "{} of {} checks did not pass: {details}",
+                    not_passed.len(),
+                    checks.len()
+                ),
+            )
+        };
+        Verdict {
+            status,
+            reason,
+            checks,
+            elapsed,
+        }
+    }
+
+    /// A verification that could not start (bad plan, broken set-up): always `Failed`.
+    pub fn not_run(reason: impl Into<String>) -> Self {
+        Verdict {
+            status: VerdictStatus::Failed,
+            reason: reason.into(),
+            checks: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub fn succeeded(&self) -> bool {
+        self.status == VerdictStatus::Succeeded
+    }
+
+    /// A readable multi-line summary: the verdict, then one line per check.
+    pub fn summary(&self, title: &str) -> String {
+        let mut out = format!(
+            "{title}: {} in {} - {}\n",
+            self.status.to_string().to_uppercase(),
+            format_duration(self.elapsed),
+            self.reason
+        );
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        for c in &self.checks {
+            let measured = match (c.status, c.latency) {
+                (Some(s), Some(l)) => format!("{s} in {}", format_duration(l)),
+                _ => "no answer".to_string(),
+            };
+            let tries = if c.attempts == 1 {
+                "1 attempt".to_string()
+            } else {
+                format!("{} attempts", c.attempts)
+            };
+            out.push_str(&format!(
+                "  {:<7} {:<width$}  {}  [{measured}, {tries}]",
+                c.outcome.label().to_uppercase(),
+                c.name,
+                c.request,
+            ));
+            if c.outcome != Outcome::Passed {
+                out.push_str(&format!("\n          {}", c.outcome.reason()));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+fn millis_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => millis(d, s),
+        None => s.serialize_none(),
+    }
+}

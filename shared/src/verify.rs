@@ -1,0 +1,102 @@
+//! Running a whole plan: checks run concurrently (bounded by the plan's `concurrency`), each under
+//! the one verification deadline. A check that panics or overruns is reported `Errored`; it never
+//! takes the verification down with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::check::run_check;
+use crate::deadline::Deadline;
+use crate::plan::Plan;
+use crate::verdict::{CheckReport, Outcome, Verdict};
+
+/// How long past the deadline stragglers may take before they are abandoned.
+const STRAGGLER_GRACE: Duration = Duration::from_millis(100);
+
+/// Runs every check of `plan` and returns the verdict by `deadline` (plus a small grace).
+pub async fn verify(client: &reqwest::Client, plan: Arc<Plan>, deadline: Deadline) -> Verdict {
+    let started = Instant::now();
+    let permits = Arc::new(tokio::sync::Semaphore::new(plan.concurrency));
+    let mut tasks = JoinSet::new();
+    let mut index_of_task = std::collections::HashMap::new();
+    for index in 0..plan.checks.len() {
+        let (client, plan, permits) = (client.clone(), plan.clone(), permits.clone());
+        let handle = tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let check = &plan.checks[index];
+            (
+                index,
+                run_check(&client, check, &plan.redactor, deadline).await,
+            )
+        });
+        index_of_task.insert(handle.id(), index);
+    }
+
+    let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];
+    let collect = async {
+        while let Some(joined) = tasks.join_next_with_id().await {
+            match joined {
+                Ok((_, (index, report))) => reports[index] = Some(report),
+                Err(error) => {
+                    if let Some(&index) = index_of_task.get(&error.id()) {
+                        let cause = if error.is_panic() {
+                            format!("the check panicked: {}", panic_message(error.into_panic()))
+                        } else {
+                            "the check was cancelled".to_string()
+                        };
+                        reports[index] = Some(unfinished(&plan, index, cause, started));
+                    }
+                }
+            }
+        }
+    };
+    let finished = tokio::time::timeout_at(deadline.instant() + STRAGGLER_GRACE, collect)
+        .await
+        .is_ok();
+    if !finished {
+        tasks.abort_all();
+    }
+    let reports = reports
+        .into_iter()
+        .enumerate()
+        .map(|(index, report)| {
+            report.unwrap_or_else(|| {
+                unfinished(
+                    &plan,
+                    index,
+                    "did not finish before the verification deadline".into(),
+                    started,
+                )
+            })
+        })
+        .collect();
+    Verdict::from_checks(reports, started.elapsed())
+}
+
+fn unfinished(plan: &Plan, index: usize, cause: String, started: Instant) -> CheckReport {
+    let check = &plan.checks[index];
+    CheckReport {
+        name: check.name.clone(),
+        request: check.request_line.clone(),
+        outcome: Outcome::Errored {
+            cause: plan.redactor.redact(&cause),
+        },
+        attempts: 0,
+        status: None,
+        latency: None,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
