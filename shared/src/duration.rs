@@ -69,7 +69,7 @@ pub fn format_duration(duration: Duration) -> String {
         return if millis % 1000 == 0 {
             format!("{}s", millis / 1000)
         } else {
-            format!("{seconds:.2}s").trim_end_matches('0').to_string()
+            format!("{}s", format!("{seconds:.2}").trim_end_matches('0'))
         };
     }
     let minutes = millis / 60_000;
