@@ -1,1 +1,23 @@
+//! Loopback stand-ins for everything greenlight talks to, shared by the tests and the local
+//! rehearsal: blue/green HTTP services, a fake CodeDeploy (awsJson1.1), and a Lambda Runtime API
+//! emulator that drives the real function binaries. All of them listen on 127.0.0.1 only and
+//! stop when dropped.
 
+pub mod codedeploy;
+pub mod green;
+pub mod runtime_api;
+pub mod server;
+
+pub use codedeploy::{FakeAnswer, FakeCodeDeploy};
+pub use green::{Behaviour, GreenServer};
+pub use runtime_api::{FunctionProcess, InvocationResult, RuntimeApi};
+pub use server::LoopbackServer;
+
+/// A loopback address where nothing listens (the port was bound, then released).
+pub fn unused_local_url() -> String {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port on 127.0.0.1");
+    let port = listener.local_addr().expect("local address").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}

@@ -56,7 +56,8 @@ fn the_design_example_parses_with_every_field_applied() {
 
 #[test]
 fn json_plans_parse_too() {
-    let spec = PlanSpec::parse(r#"{"version": 1, "checks": [{"name": "a", "path": "/"}]}"#).unwrap();
+    let spec =
+        PlanSpec::parse(r#"{"version": 1, "checks": [{"name": "a", "path": "/"}]}"#).unwrap();
     assert_eq!(spec.checks[0].timeout, DEFAULT_TIMEOUT);
     assert_eq!(spec.checks[0].retries, DEFAULT_RETRIES);
     assert_eq!(spec.checks[0].expect.status.to_string(), "200-399");
@@ -64,7 +65,10 @@ fn json_plans_parse_too() {
 
 #[test]
 fn resolving_substitutes_variables_joins_the_target_and_collects_secrets() {
-    let plan = PlanSpec::parse(DESIGN_EXAMPLE).unwrap().resolve(Some("http://127.0.0.1:8080/base/"), &env).unwrap();
+    let plan = PlanSpec::parse(DESIGN_EXAMPLE)
+        .unwrap()
+        .resolve(Some("http://127.0.0.1:8080/base/"), &env)
+        .unwrap();
     let check = &plan.checks[0];
     assert_eq!(check.url.as_str(), "http://127.0.0.1:8080/base/health");
     assert_eq!(check.request_line, "GET http://127.0.0.1:8080/base/health");
@@ -83,22 +87,41 @@ fn the_target_may_come_from_the_plan_and_paths_may_be_full_urls() {
 
 #[test]
 fn a_relative_path_without_a_target_is_an_error_that_says_what_to_set() {
-    let err = PlanSpec::parse("version: 1\nchecks: [{name: a, path: /a}]").unwrap().resolve(None, &env).unwrap_err();
-    assert!(err.to_string().contains("checks[0].path: \"/a\" is relative but no target is set: set GREENLIGHT_TEST_URL"), "{err}");
+    let err = PlanSpec::parse("version: 1\nchecks: [{name: a, path: /a}]")
+        .unwrap()
+        .resolve(None, &env)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "checks[0].path: \"/a\" is relative but no target is set: set GREENLIGHT_TEST_URL"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unset_variable_is_an_error_at_its_field() {
     let text = "version: 1\nchecks: [{name: a, path: /a, headers: {X-Key: '${NOPE}'}}]";
-    let err = PlanSpec::parse(text).unwrap().resolve(Some("http://h"), &env).unwrap_err();
-    assert!(err.to_string().contains("checks[0].headers.x-key: environment variable NOPE is not set"), "{err}");
+    let err = PlanSpec::parse(text)
+        .unwrap()
+        .resolve(Some("http://h"), &env)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("checks[0].headers.x-key: environment variable NOPE is not set"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_fields_are_errors_with_their_path() {
-    let errors = invalid("version: 1\nchecks:\n  - name: a\n    path: /\n    expect: {stauts: 200}\n");
+    let errors =
+        invalid("version: 1\nchecks:\n  - name: a\n    path: /\n    expect: {stauts: 200}\n");
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].starts_with("checks[0].expect.stauts: unknown field `stauts`"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("checks[0].expect.stauts: unknown field `stauts`"),
+        "{errors:?}"
+    );
     let errors = invalid("version: 1\nbudgett: 5s\nchecks: []\n");
     assert!(errors[0].contains("budgett"), "{errors:?}");
 }
@@ -106,38 +129,94 @@ fn unknown_fields_are_errors_with_their_path() {
 #[test]
 fn bad_values_are_errors_with_their_path() {
     let cases = [
-        ("version: 1\nchecks: [{name: a, path: /, expect: {status: abc}}]", "checks[0].expect.status: \"abc\" is not a status code"),
-        ("version: 1\nchecks: [{name: a, path: /, timeout: 5}]", "checks[0].timeout: 5 has no unit"),
-        ("version: 1\nchecks: [{name: a, path: /, expect: {latency: 3 seconds}}]", "checks[0].expect.latency:"),
-        ("version: 2\nchecks: [{name: a, path: /}]", "version: this greenlight reads plan version 1; found 2"),
-        ("version: 1\nchecks: []", "checks: a plan needs at least one check"),
-        ("version: 1\nchecks: [{name: a, path: /, method: FETCH}]", "checks[0].method: \"FETCH\" is not one of"),
-        ("version: 1\nchecks: [{name: a, path: /, expect: {body_matches: '(('}}]", "checks[0].expect.body_matches: \"((\" is not a valid regular expression"),
-        ("version: 1\nchecks: [{name: a, path: /, expect: {json: {'$.[': 1}}}]", "checks[0].expect.json.$.[: \"$.[\" is not a valid JSONPath"),
-        ("version: 1\nchecks: [{name: a, path: /}, {name: a, path: /b}]", "checks[1].name: \"a\" is used by an earlier check"),
-        ("version: 1\nchecks: [{name: a, path: health}]", "checks[0].path: \"health\" must start with \"/\""),
-        ("version: 1\nchecks: [{name: a, path: /, headers: {'bad header': x}}]", "checks[0].headers.bad header: \"bad header\" is not a valid header name"),
-        ("version: 1\nchecks: [{name: a, path: /, retries: 99}]", "checks[0].retries: at most 20"),
-        ("version: 1\nconcurrency: 0\nchecks: [{name: a, path: /}]", "concurrency: must be between 1 and 64"),
-        ("version: 1\nchecks: [{path: /}]", "checks[0]: missing field `name`"),
+        (
+            "version: 1\nchecks: [{name: a, path: /, expect: {status: abc}}]",
+            "checks[0].expect.status: \"abc\" is not a status code",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, timeout: 5}]",
+            "checks[0].timeout: 5 has no unit",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, expect: {latency: 3 seconds}}]",
+            "checks[0].expect.latency:",
+        ),
+        (
+            "version: 2\nchecks: [{name: a, path: /}]",
+            "version: this greenlight reads plan version 1; found 2",
+        ),
+        (
+            "version: 1\nchecks: []",
+            "checks: a plan needs at least one check",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, method: FETCH}]",
+            "checks[0].method: \"FETCH\" is not one of",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, expect: {body_matches: '(('}}]",
+            "checks[0].expect.body_matches: \"((\" is not a valid regular expression",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, expect: {json: {'$.[': 1}}}]",
+            "checks[0].expect.json.$.[: \"$.[\" is not a valid JSONPath",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /}, {name: a, path: /b}]",
+            "checks[1].name: \"a\" is used by an earlier check",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: health}]",
+            "checks[0].path: \"health\" must start with \"/\"",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, headers: {'bad header': x}}]",
+            "checks[0].headers.bad header: \"bad header\" is not a valid header name",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, retries: 99}]",
+            "checks[0].retries: at most 20",
+        ),
+        (
+            "version: 1\nconcurrency: 0\nchecks: [{name: a, path: /}]",
+            "concurrency: must be between 1 and 64",
+        ),
+        (
+            "version: 1\nchecks: [{path: /}]",
+            "checks[0]: missing field `name`",
+        ),
     ];
     for (text, expected) in cases {
         let errors = invalid(text);
-        assert!(errors.iter().any(|e| e.starts_with(expected)), "plan:\n{text}\nexpected an error starting {expected:?}, got {errors:?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "plan:\n{text}\nexpected an error starting {expected:?}, got {errors:?}"
+        );
     }
 }
 
 #[test]
 fn several_problems_are_reported_together() {
-    let errors = invalid("version: 1\nchecks:\n  - {name: a, path: /, method: FETCH}\n  - {name: b, path: nope}\n");
+    let errors = invalid(
+        "version: 1\nchecks:\n  - {name: a, path: /, method: FETCH}\n  - {name: b, path: nope}\n",
+    );
     assert_eq!(errors.len(), 2, "{errors:?}");
 }
 
 #[test]
 fn syntax_errors_are_not_crashes() {
-    assert!(matches!(PlanSpec::parse("version: 1\nchecks: [\n"), Err(PlanError::Syntax(_))));
-    assert!(matches!(PlanSpec::parse("{\"version\": 1,"), Err(PlanError::Syntax(_))));
-    assert!(matches!(PlanSpec::parse("- a\n- b\n"), Err(PlanError::Invalid(_))));
+    assert!(matches!(
+        PlanSpec::parse("version: 1\nchecks: [\n"),
+        Err(PlanError::Syntax(_))
+    ));
+    assert!(matches!(
+        PlanSpec::parse("{\"version\": 1,"),
+        Err(PlanError::Syntax(_))
+    ));
+    assert!(matches!(
+        PlanSpec::parse("- a\n- b\n"),
+        Err(PlanError::Invalid(_))
+    ));
     assert!(matches!(PlanSpec::parse(""), Err(_)));
 }
 
@@ -162,17 +241,37 @@ fn settings_choose_the_source_and_treat_empty_as_unset() {
     assert_eq!(plan.checks[0].url.as_str(), "http://127.0.0.1:1/");
     assert_eq!(plan.checks[0].expect.status.to_string(), "200-399");
 
-    assert_eq!(PlanSettings::default().load(&lookup).unwrap_err(), PlanError::Missing);
-    let both = PlanSettings { inline: Some("x".into()), file: Some("y".into()), ..Default::default() };
-    assert!(both.load_spec().unwrap_err().to_string().contains("set only one"));
-    let missing = PlanSettings { file: Some("/nonexistent/plan.yaml".into()), ..Default::default() };
-    assert!(missing.load_spec().unwrap_err().to_string().contains("GREENLIGHT_PLAN_FILE=/nonexistent/plan.yaml: cannot read it"));
+    assert_eq!(
+        PlanSettings::default().load(&lookup).unwrap_err(),
+        PlanError::Missing
+    );
+    let both = PlanSettings {
+        inline: Some("x".into()),
+        file: Some("y".into()),
+        ..Default::default()
+    };
+    assert!(both
+        .load_spec()
+        .unwrap_err()
+        .to_string()
+        .contains("set only one"));
+    let missing = PlanSettings {
+        file: Some("/nonexistent/plan.yaml".into()),
+        ..Default::default()
+    };
+    assert!(missing
+        .load_spec()
+        .unwrap_err()
+        .to_string()
+        .contains("GREENLIGHT_PLAN_FILE=/nonexistent/plan.yaml: cannot read it"));
 }
 
 #[test]
 fn every_example_plan_parses() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plans");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap();
         PlanSpec::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));

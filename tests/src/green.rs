@@ -1,0 +1,108 @@
+//! A demo service that plays blue or green on 127.0.0.1, healthy or misbehaving on purpose.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::server::{respond, HttpResponse, LoopbackServer};
+
+/// How the service answers.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// `/health` → 200 `UP`; `/api/version` → `{"color": "green", "version": "2.0.0"}`.
+    Healthy,
+    /// Every request → this status.
+    Status(u16),
+    /// Healthy, but it is blue: `{"color": "blue", "version": "1.0.0"}`.
+    ServesBlue,
+    /// The first `n` requests → 503, then healthy.
+    FailsFirst(u32),
+    /// Healthy after this delay.
+    Slow(Duration),
+    /// Accepts the connection and never answers.
+    Hangs,
+    /// 200 with every request header echoed in the body, as a debugging endpoint might.
+    EchoesHeaders,
+}
+
+/// One request the service received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+}
+
+pub struct GreenServer {
+    server: LoopbackServer,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl GreenServer {
+    pub async fn start(behaviour: Behaviour) -> Self {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let count = Arc::new(AtomicU32::new(0));
+        let log = received.clone();
+        let server = LoopbackServer::start(move |request| {
+            let behaviour = behaviour.clone();
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            log.lock().unwrap().push(Received {
+                method: request.method().to_string(),
+                path: request
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                    .collect(),
+            });
+            let path = request.uri().path().to_string();
+            let echoed: String = request
+                .headers()
+                .iter()
+                .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or_default()))
+                .collect();
+            async move {
+                match behaviour {
+                    Behaviour::Healthy => healthy(&path, "green", "2.0.0"),
+                    Behaviour::ServesBlue => healthy(&path, "blue", "1.0.0"),
+                    Behaviour::Status(code) => respond(code, "text/plain", "internal error"),
+                    Behaviour::FailsFirst(k) if n < k => respond(503, "text/plain", "warming up"),
+                    Behaviour::FailsFirst(_) => healthy(&path, "green", "2.0.0"),
+                    Behaviour::Slow(delay) => {
+                        tokio::time::sleep(delay).await;
+                        healthy(&path, "green", "2.0.0")
+                    }
+                    Behaviour::Hangs => std::future::pending().await,
+                    Behaviour::EchoesHeaders => respond(200, "text/plain", echoed),
+                }
+            }
+        })
+        .await
+        .expect("start the green server on 127.0.0.1");
+        GreenServer { server, received }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn healthy(path: &str, color: &str, version: &str) -> HttpResponse {
+    match path {
+        "/health" => respond(200, "text/plain", "UP"),
+        "/api/version" => respond(
+            200,
+            "application/json",
+            format!(r#"{{"color":"{color}","version":"{version}","status":"UP"}}"#),
+        ),
+        _ => respond(200, "text/plain", format!("hello from {color}")),
+    }
+}
