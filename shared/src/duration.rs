@@ -66,7 +66,7 @@ pub fn format_duration(duration: Duration) -> String {
     }
     if millis < 60_000 {
         let seconds = duration.as_secs_f64();
-        return if millis % 1000 == 0 {
+        return if millis.is_multiple_of(1000) {
             format!("{}s", millis / 1000)
         } else {
             format!("{}s", format!("{seconds:.2}").trim_end_matches('0'))

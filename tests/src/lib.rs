@@ -5,6 +5,7 @@
 
 pub mod codedeploy;
 pub mod green;
+pub mod hook_scenarios;
 pub mod runtime_api;
 pub mod server;
 

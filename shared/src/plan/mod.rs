@@ -1,6 +1,8 @@
 //! The verification plan: where it comes from (`GREENLIGHT_PLAN`, `GREENLIGHT_PLAN_FILE`, or the
 //! default plan built from `GREENLIGHT_TEST_URL`), how it is parsed and validated, and how it is
-//! resolved against the environment into checks that can run.
+//! resolved against the environment into checks that can run. `${VAR}` references are
+//! substituted in the target, paths, header values, bodies, `body_contains` and string values of
+//! `json` expectations.
 //!
 //! Parsing is strict: unknown fields are errors, and every error names the field's path
 //! (`checks[2].expect.status: "abc" is not a status code`).
@@ -385,6 +387,22 @@ fn resolve_check(
         },
     };
 
+    let mut expect = spec.expect.clone();
+    for (i, needle) in expect.body_contains.iter_mut().enumerate() {
+        match vars::substitute(needle, lookup) {
+            Ok(s) => *needle = s.value,
+            Err(message) => error(&format!(".expect.body_contains[{i}]"), message),
+        }
+    }
+    for j in &mut expect.json {
+        if let serde_json::Value::String(text) = &j.expected {
+            match vars::substitute(text, lookup) {
+                Ok(s) => j.expected = serde_json::Value::String(s.value),
+                Err(message) => error(&format!(".expect.json.{}", j.expression), message),
+            }
+        }
+    }
+
     match (url, errors.is_empty()) {
         (Some(url), true) => Ok(Check {
             name: spec.name.clone(),
@@ -396,7 +414,7 @@ fn resolve_check(
             timeout: spec.timeout,
             retries: spec.retries,
             retry_delay: spec.retry_delay,
-            expect: spec.expect.clone(),
+            expect,
         }),
         _ => Err(errors),
     }

@@ -217,7 +217,7 @@ fn syntax_errors_are_not_crashes() {
         PlanSpec::parse("- a\n- b\n"),
         Err(PlanError::Invalid(_))
     ));
-    assert!(matches!(PlanSpec::parse(""), Err(_)));
+    assert!(PlanSpec::parse("").is_err());
 }
 
 #[test]
@@ -276,4 +276,13 @@ fn every_example_plan_parses() {
         let text = std::fs::read_to_string(entry.path()).unwrap();
         PlanSpec::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
     }
+}
+
+#[test]
+fn expected_values_may_come_from_the_environment() {
+    let text = "version: 1\nchecks: [{name: v, path: /v, expect: {body_contains: '${SMOKE_TOKEN}', json: {'$.url': '${GREEN_URL}', '$.n': 1}}}]";
+    let plan = PlanSpec::parse(text).unwrap().resolve(Some("http://h"), &env).unwrap();
+    let expect = &plan.checks[0].expect;
+    assert_eq!(expect.body_contains, vec!["tok-123456".to_string()]);
+    assert_eq!(expect.json.iter().map(|j| j.expected.clone()).collect::<Vec<_>>(), vec![serde_json::json!(1), serde_json::json!("http://127.0.0.1:9999")]);
 }

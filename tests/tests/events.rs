@@ -1,0 +1,23 @@
+//! Every file in `events/` is a valid sample of the event its name says, so the README's
+//! `cargo lambda invoke --data-file events/…` examples work.
+
+use greenlight::codedeploy::parse_lifecycle_event;
+
+#[test]
+fn every_sample_event_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("events/ exists") {
+        let path = entry.expect("readable entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let text = std::fs::read_to_string(&path).expect("readable event");
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        if name.starts_with("after-allow-test-traffic") || name.starts_with("before-allow-traffic") {
+            parse_lifecycle_event(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else {
+            panic!("{name}: no test knows this kind of event; name it after the function it is for");
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2, "events/ holds the sample events");
+}
