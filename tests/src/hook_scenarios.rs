@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::{Behaviour, FakeCodeDeploy, FunctionProcess, GreenServer, InvocationResult, RuntimeApi};
+use crate::{
+    Behaviour, FakeCodeDeploy, FunctionProcess, GreenServer, InvocationResult, RuntimeApi,
+};
 
 fn read_event(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -17,7 +20,11 @@ fn read_event(path: &Path) -> Value {
 /// `Succeeded` through `AWS_ENDPOINT_URL_CODEDEPLOY`, without logging header values.
 pub async fn bad_event_then_good_events(binary: &Path, sample_event: &Path) {
     let sample = read_event(sample_event);
-    let (fake, green, api) = (FakeCodeDeploy::start().await, GreenServer::start(Behaviour::Healthy).await, RuntimeApi::start().await);
+    let (fake, green, api) = (
+        FakeCodeDeploy::start().await,
+        GreenServer::start(Behaviour::Healthy).await,
+        RuntimeApi::start().await,
+    );
     let plan = "version: 1\nchecks:\n  - {name: health, path: /health, headers: {Authorization: 'Bearer ${SMOKE_TOKEN}'}, expect: {body_contains: UP}}\n";
     let mut function = FunctionProcess::spawn(
         binary,
@@ -31,11 +38,19 @@ pub async fn bad_event_then_good_events(binary: &Path, sample_event: &Path) {
     )
     .expect("start the function binary");
 
-    let bad = api.invoke(json!({"DeploymentId": "d-1"}), Duration::from_secs(10)).await;
+    let bad = api
+        .invoke(json!({"DeploymentId": "d-1"}), Duration::from_secs(10))
+        .await;
     match &bad {
-        InvocationResult::Error { error_type, error_message } => {
+        InvocationResult::Error {
+            error_type,
+            error_message,
+        } => {
             assert_eq!(error_type, "InvalidEvent");
-            assert!(error_message.contains("LifecycleEventHookExecutionId is missing"), "{error_message}");
+            assert!(
+                error_message.contains("LifecycleEventHookExecutionId is missing"),
+                "{error_message}"
+            );
         }
         other => panic!("expected an error for a malformed event, got {other:?}"),
     }
@@ -43,7 +58,9 @@ pub async fn bad_event_then_good_events(binary: &Path, sample_event: &Path) {
 
     for _ in 0..2 {
         let answer = api.invoke(sample.clone(), Duration::from_secs(10)).await;
-        let InvocationResult::Response(body) = answer else { panic!("expected a response, got {answer:?}") };
+        let InvocationResult::Response(body) = answer else {
+            panic!("expected a response, got {answer:?}")
+        };
         assert_eq!(body["status"], "Succeeded", "{body}");
         assert_eq!(body["reported"], "recorded");
     }
@@ -53,8 +70,14 @@ pub async fn bad_event_then_good_events(binary: &Path, sample_event: &Path) {
     assert_eq!(api.init_error(), None);
 
     let logs = function.output();
-    assert!(logs.contains("\"verdict\":\"Succeeded\""), "JSON logs carry the verdict: {logs}");
-    assert!(!logs.contains("tok-never-logged-77"), "header values never reach the logs: {logs}");
+    assert!(
+        logs.contains("\"verdict\":\"Succeeded\""),
+        "JSON logs carry the verdict: {logs}"
+    );
+    assert!(
+        !logs.contains("tok-never-logged-77"),
+        "header values never reach the logs: {logs}"
+    );
     function.stop().await;
 }
 
@@ -69,14 +92,25 @@ pub async fn broken_plan_is_reported_failed(binary: &Path, sample_event: &Path) 
         &[
             ("AWS_ENDPOINT_URL_CODEDEPLOY", fake.url()),
             ("GREENLIGHT_TEST_URL", "http://127.0.0.1:9".to_string()),
-            ("GREENLIGHT_PLAN", "version: 1\nchecks: [{name: a, path: /, timeout: 5}]".to_string()),
+            (
+                "GREENLIGHT_PLAN",
+                "version: 1\nchecks: [{name: a, path: /, timeout: 5}]".to_string(),
+            ),
         ],
     )
     .expect("start the function binary");
     let answer = api.invoke(sample, Duration::from_secs(10)).await;
-    let InvocationResult::Response(body) = answer else { panic!("expected a response, got {answer:?}") };
+    let InvocationResult::Response(body) = answer else {
+        panic!("expected a response, got {answer:?}")
+    };
     assert_eq!(body["status"], "Failed");
-    assert!(body["reason"].as_str().unwrap_or_default().contains("checks[0].timeout: 5 has no unit"), "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("checks[0].timeout: 5 has no unit"),
+        "{body}"
+    );
     assert_eq!(fake.reported_statuses(), vec!["Failed"]);
     function.stop().await;
 }

@@ -9,13 +9,21 @@ fn every_sample_event_parses() {
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("events/ exists") {
         let path = entry.expect("readable entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let text = std::fs::read_to_string(&path).expect("readable event");
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-        if name.starts_with("after-allow-test-traffic") || name.starts_with("before-allow-traffic") {
+        let value: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
+        if name.starts_with("after-allow-test-traffic") || name.starts_with("before-allow-traffic")
+        {
             parse_lifecycle_event(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
         } else {
-            panic!("{name}: no test knows this kind of event; name it after the function it is for");
+            panic!(
+                "{name}: no test knows this kind of event; name it after the function it is for"
+            );
         }
         seen += 1;
     }

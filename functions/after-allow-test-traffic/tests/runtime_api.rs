@@ -6,7 +6,10 @@ use std::path::Path;
 use greenlight_tests::hook_scenarios;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_after-allow-test-traffic");
-const EVENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/after-allow-test-traffic.json");
+const EVENT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../events/after-allow-test-traffic.json"
+);
 
 #[tokio::test]
 async fn serves_a_bad_event_then_reports_good_ones_in_the_same_process() {

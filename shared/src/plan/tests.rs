@@ -281,8 +281,21 @@ fn every_example_plan_parses() {
 #[test]
 fn expected_values_may_come_from_the_environment() {
     let text = "version: 1\nchecks: [{name: v, path: /v, expect: {body_contains: '${SMOKE_TOKEN}', json: {'$.url': '${GREEN_URL}', '$.n': 1}}}]";
-    let plan = PlanSpec::parse(text).unwrap().resolve(Some("http://h"), &env).unwrap();
+    let plan = PlanSpec::parse(text)
+        .unwrap()
+        .resolve(Some("http://h"), &env)
+        .unwrap();
     let expect = &plan.checks[0].expect;
     assert_eq!(expect.body_contains, vec!["tok-123456".to_string()]);
-    assert_eq!(expect.json.iter().map(|j| j.expected.clone()).collect::<Vec<_>>(), vec![serde_json::json!(1), serde_json::json!("http://127.0.0.1:9999")]);
+    assert_eq!(
+        expect
+            .json
+            .iter()
+            .map(|j| j.expected.clone())
+            .collect::<Vec<_>>(),
+        vec![
+            serde_json::json!(1),
+            serde_json::json!("http://127.0.0.1:9999")
+        ]
+    );
 }
