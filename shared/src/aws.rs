@@ -1,9 +1,120 @@
-//! The AWS configuration every function shares, loaded once at start-up through the standard
-//! chain: `AWS_REGION`, credentials, and endpoints from `AWS_ENDPOINT_URL` /
-//! `AWS_ENDPOINT_URL_<SERVICE>`.
+//! What every AWS call shares: the configuration, loaded once at start-up through the standard
+//! chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`), and calls
+//! retried until a deadline. The SDK's own retries are turned off for our clients, so that the
+//! deadline, not a retry count, decides when to give up.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_codedeploy::config::http::HttpResponse;
+use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
+
+use crate::deadline::Deadline;
 
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// Retry off (we retry to a deadline), a short connect timeout.
+pub fn retry_config() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::disabled()
+}
+
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(2)).build()
+}
+
+/// One attempt never waits longer than this.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// An AWS call that did not succeed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AwsError {
+    /// The service answered with an error that retrying will not fix.
+    #[error("{code}: {message}")]
+    Service { code: String, message: String },
+    /// Throttling, 5xx or network errors until the deadline.
+    #[error("no success before the deadline after {attempts} attempts; last error: {last_error}")]
+    OutOfTime { attempts: u32, last_error: String },
+}
+
+impl AwsError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Service { code, .. } => Some(code),
+            AwsError::OutOfTime { .. } => None,
+        }
+    }
+
+    /// The caller's credentials or policy do not allow the call.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(
+            self.code(),
+            Some("AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" | "InvalidClientTokenId")
+        )
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good, or `deadline` comes; `what` names the call in
+/// retry warnings.
+pub async fn call_until<T, E, F, Fut>(what: &str, deadline: Deadline, mut call: F) -> Result<T, AwsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut attempts = 0;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        attempts += 1;
+        let limit = ATTEMPT_TIMEOUT.min(deadline.remaining());
+        let last_error = match tokio::time::timeout(limit, call()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => match classify(&error) {
+                Err(terminal) => return Err(terminal),
+                Ok(retryable) => retryable,
+            },
+            Err(_) => format!("no answer within {}ms", limit.as_millis()),
+        };
+        if deadline.remaining() <= backoff {
+            return Err(AwsError::OutOfTime { attempts, last_error });
+        }
+        tracing::warn!(call = what, attempt = attempts, error = %last_error, "AWS call failed; retrying");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// `Ok(description)` when retrying may help, `Err(error)` when it will not.
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> Result<String, AwsError> {
+    match error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("Unknown").to_string();
+            let message = service.err().message().unwrap_or_default().to_string();
+            let http = service.raw().status().as_u16();
+            let throttled = matches!(
+                code.as_str(),
+                "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" | "ThrottledException"
+            );
+            if throttled || http >= 500 {
+                Ok(format!("HTTP {http} {code}: {message}"))
+            } else {
+                Err(AwsError::Service { code, message })
+            }
+        }
+        SdkError::TimeoutError(_) => Ok("timed out".into()),
+        other => Ok(root_cause(other)),
+    }
+}
+
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }

@@ -1,14 +1,11 @@
 //! CodeDeploy, the controller of ECS blue/green deployments: the lifecycle hook event it sends,
 //! and `PutLifecycleEventHookExecutionStatus`, retried until the deadline.
 
-use std::time::Duration;
-
 use aws_lambda_events::event::codedeploy::CodeDeployLifecycleEvent;
-use aws_sdk_codedeploy::config::http::HttpResponse;
-use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 use serde_json::Value;
 
+use crate::aws::{call_until, AwsError};
 use crate::deadline::Deadline;
 use crate::verdict::VerdictStatus;
 
@@ -86,26 +83,11 @@ pub struct CodeDeployReporter {
     client: aws_sdk_codedeploy::Client,
 }
 
-/// One attempt at reporting never waits longer than this.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
 impl CodeDeployReporter {
     /// Builds the client from the shared AWS configuration (region, credentials, endpoint from
     /// `AWS_ENDPOINT_URL_CODEDEPLOY` / `AWS_ENDPOINT_URL`).
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
-        let config = aws_sdk_codedeploy::config::Builder::from(sdk_config)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(2))
-                    .build(),
-            )
-            .build();
-        CodeDeployReporter {
-            client: aws_sdk_codedeploy::Client::from_conf(config),
-        }
+        CodeDeployReporter { client: client(sdk_config) }
     }
 
     pub async fn report_status(
@@ -118,84 +100,31 @@ impl CodeDeployReporter {
             VerdictStatus::Succeeded => LifecycleEventStatus::Succeeded,
             VerdictStatus::Failed => LifecycleEventStatus::Failed,
         };
-        let mut attempts = 0;
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            attempts += 1;
-            let call = self
-                .client
+        let call = || {
+            self.client
                 .put_lifecycle_event_hook_execution_status()
                 .deployment_id(&event.deployment_id)
                 .lifecycle_event_hook_execution_id(&event.lifecycle_event_hook_execution_id)
                 .status(status.clone())
-                .send();
-            let limit = ATTEMPT_TIMEOUT.min(deadline.remaining());
-            let last_error = match tokio::time::timeout(limit, call).await {
-                Ok(Ok(_)) => return Ok(Reported::Recorded),
-                Ok(Err(error)) => match classify(&error) {
-                    Answer::AlreadyCompleted => return Ok(Reported::AlreadyCompleted),
-                    Answer::AccessDenied(message) => {
-                        return Err(ReportError::AccessDenied(message))
-                    }
-                    Answer::Fatal { code, message } => {
-                        return Err(ReportError::Rejected { code, message })
-                    }
-                    Answer::Retry(description) => description,
-                },
-                Err(_) => format!("no answer within {}ms", limit.as_millis()),
-            };
-            tracing::warn!(attempt = attempts, error = %last_error, "reporting to CodeDeploy failed; retrying");
-            if deadline.remaining() <= backoff {
-                return Err(ReportError::OutOfTime {
-                    attempts,
-                    last_error,
-                });
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+                .send()
+        };
+        match call_until("PutLifecycleEventHookExecutionStatus", deadline, call).await {
+            Ok(_) => Ok(Reported::Recorded),
+            Err(e) if e.code() == Some("LifecycleEventAlreadyCompletedException") => Ok(Reported::AlreadyCompleted),
+            Err(e) if e.is_access_denied() => Err(ReportError::AccessDenied(e.to_string())),
+            Err(AwsError::Service { code, message }) => Err(ReportError::Rejected { code, message }),
+            Err(AwsError::OutOfTime { attempts, last_error }) => Err(ReportError::OutOfTime { attempts, last_error }),
         }
     }
 }
 
-enum Answer {
-    AlreadyCompleted,
-    AccessDenied(String),
-    Fatal { code: String, message: String },
-    Retry(String),
-}
-
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug>(
-    error: &SdkError<E, HttpResponse>,
-) -> Answer {
-    match error {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or("Unknown").to_string();
-            let message = service.err().message().unwrap_or_default().to_string();
-            let http = service.raw().status().as_u16();
-            match code.as_str() {
-                "LifecycleEventAlreadyCompletedException" => Answer::AlreadyCompleted,
-                "AccessDeniedException"
-                | "AccessDenied"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "ExpiredTokenException" => Answer::AccessDenied(format!("{code}: {message}")),
-                "ThrottlingException"
-                | "Throttling"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded" => Answer::Retry(format!("{code}: {message}")),
-                _ if http >= 500 => Answer::Retry(format!("HTTP {http} {code}: {message}")),
-                _ => Answer::Fatal { code, message },
-            }
-        }
-        SdkError::TimeoutError(_) => Answer::Retry("timed out".into()),
-        SdkError::DispatchFailure(failure) => {
-            Answer::Retry(format!("could not reach CodeDeploy: {failure:?}"))
-        }
-        SdkError::ResponseError(response) => {
-            Answer::Retry(format!("unreadable answer: {response:?}"))
-        }
-        other => Answer::Retry(format!("{other}")),
-    }
+/// A CodeDeploy client with greenlight's retry and timeout settings.
+pub fn client(sdk_config: &aws_config::SdkConfig) -> aws_sdk_codedeploy::Client {
+    let config = aws_sdk_codedeploy::config::Builder::from(sdk_config)
+        .retry_config(crate::aws::retry_config())
+        .timeout_config(crate::aws::timeout_config())
+        .build();
+    aws_sdk_codedeploy::Client::from_conf(config)
 }
 
 #[cfg(test)]
