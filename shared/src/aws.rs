@@ -12,7 +12,9 @@ use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
 use crate::deadline::Deadline;
 
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 /// Retry off (we retry to a deadline), a short connect timeout.
@@ -21,7 +23,9 @@ pub fn retry_config() -> aws_config::retry::RetryConfig {
 }
 
 pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
-    aws_config::timeout::TimeoutConfig::builder().connect_timeout(Duration::from_secs(2)).build()
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .build()
 }
 
 /// One attempt never waits longer than this.
@@ -52,14 +56,25 @@ impl AwsError {
     pub fn is_access_denied(&self) -> bool {
         matches!(
             self.code(),
-            Some("AccessDeniedException" | "AccessDenied" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException" | "InvalidClientTokenId")
+            Some(
+                "AccessDeniedException"
+                    | "AccessDenied"
+                    | "UnrecognizedClientException"
+                    | "InvalidSignatureException"
+                    | "ExpiredTokenException"
+                    | "InvalidClientTokenId"
+            )
         )
     }
 }
 
 /// Calls `call` until it succeeds, fails for good, or `deadline` comes; `what` names the call in
 /// retry warnings.
-pub async fn call_until<T, E, F, Fut>(what: &str, deadline: Deadline, mut call: F) -> Result<T, AwsError>
+pub async fn call_until<T, E, F, Fut>(
+    what: &str,
+    deadline: Deadline,
+    mut call: F,
+) -> Result<T, AwsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
@@ -79,7 +94,10 @@ where
             Err(_) => format!("no answer within {}ms", limit.as_millis()),
         };
         if deadline.remaining() <= backoff {
-            return Err(AwsError::OutOfTime { attempts, last_error });
+            return Err(AwsError::OutOfTime {
+                attempts,
+                last_error,
+            });
         }
         tracing::warn!(call = what, attempt = attempts, error = %last_error, "AWS call failed; retrying");
         tokio::time::sleep(backoff).await;
@@ -88,7 +106,9 @@ where
 }
 
 /// `Ok(description)` when retrying may help, `Err(error)` when it will not.
-fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &SdkError<E, HttpResponse>) -> Result<String, AwsError> {
+fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    error: &SdkError<E, HttpResponse>,
+) -> Result<String, AwsError> {
     match error {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("Unknown").to_string();
@@ -96,7 +116,11 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &SdkEr
             let http = service.raw().status().as_u16();
             let throttled = matches!(
                 code.as_str(),
-                "ThrottlingException" | "Throttling" | "TooManyRequestsException" | "RequestLimitExceeded" | "ThrottledException"
+                "ThrottlingException"
+                    | "Throttling"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+                    | "ThrottledException"
             );
             if throttled || http >= 500 {
                 Ok(format!("HTTP {http} {code}: {message}"))

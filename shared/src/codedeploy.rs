@@ -87,7 +87,9 @@ impl CodeDeployReporter {
     /// Builds the client from the shared AWS configuration (region, credentials, endpoint from
     /// `AWS_ENDPOINT_URL_CODEDEPLOY` / `AWS_ENDPOINT_URL`).
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
-        CodeDeployReporter { client: client(sdk_config) }
+        CodeDeployReporter {
+            client: client(sdk_config),
+        }
     }
 
     pub async fn report_status(
@@ -110,10 +112,20 @@ impl CodeDeployReporter {
         };
         match call_until("PutLifecycleEventHookExecutionStatus", deadline, call).await {
             Ok(_) => Ok(Reported::Recorded),
-            Err(e) if e.code() == Some("LifecycleEventAlreadyCompletedException") => Ok(Reported::AlreadyCompleted),
+            Err(e) if e.code() == Some("LifecycleEventAlreadyCompletedException") => {
+                Ok(Reported::AlreadyCompleted)
+            }
             Err(e) if e.is_access_denied() => Err(ReportError::AccessDenied(e.to_string())),
-            Err(AwsError::Service { code, message }) => Err(ReportError::Rejected { code, message }),
-            Err(AwsError::OutOfTime { attempts, last_error }) => Err(ReportError::OutOfTime { attempts, last_error }),
+            Err(AwsError::Service { code, message }) => {
+                Err(ReportError::Rejected { code, message })
+            }
+            Err(AwsError::OutOfTime {
+                attempts,
+                last_error,
+            }) => Err(ReportError::OutOfTime {
+                attempts,
+                last_error,
+            }),
         }
     }
 }

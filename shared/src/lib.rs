@@ -4,6 +4,7 @@
 //! Data flows one way: event → context (deployment, plan, deadline) → [`verify`] → [`Verdict`] →
 //! report. The Lambda function crates are thin wrappers around [`hook::CodeDeployHook`].
 
+pub mod alarm;
 pub mod aws;
 pub mod check;
 pub mod codedeploy;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod plan;
 pub mod redact;
 pub mod report;
+pub mod rollback;
 pub mod verdict;
 pub mod verify;
 

@@ -1,221 +1,229 @@
-//! A fake of the CodeDeploy API on 127.0.0.1: awsJson1.1 over HTTP, dispatched on
-//! `X-Amz-Target`, recording every call, with scriptable answers. The real SDK reaches it through
-//! `AWS_ENDPOINT_URL_CODEDEPLOY` (or an explicit endpoint in tests).
+//! A fake CodeDeploy (awsJson1.1, `X-Amz-Target: CodeDeploy_20141006.*`): hook status reports,
+//! deployments that can be listed and stopped, deployment groups with alarm configurations.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
 
 use serde_json::{json, Value};
-use tokio::sync::Notify;
 
-use crate::server::{respond, HttpResponse, LoopbackServer};
+use crate::aws_fake::{AwsFault, FakeService, Protocol, World};
 
-const TARGET_PREFIX: &str = "CodeDeploy_20141006.";
-const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+pub type FakeCodeDeploy = FakeService<CodeDeployWorld>;
 
-/// How the fake answers one call.
+/// One simulated deployment.
 #[derive(Debug, Clone)]
-pub enum FakeAnswer {
-    /// The operation succeeds.
-    Ok,
-    /// An AWS error: HTTP status, error code (`__type`) and message.
-    Error {
-        status: u16,
-        code: String,
-        message: String,
-    },
-    /// Never answers.
-    Hang,
+pub struct Deployment {
+    pub id: String,
+    pub application: String,
+    pub group: String,
+    /// `Created`, `Queued`, `InProgress`, `Baking`, `Ready`, `Succeeded`, `Failed`, `Stopped`.
+    pub status: String,
 }
 
-impl FakeAnswer {
-    pub fn error(status: u16, code: &str) -> Self {
-        FakeAnswer::Error {
-            status,
-            code: code.into(),
-            message: format!("{code} (scripted by the fake)"),
-        }
-    }
-    pub fn throttled() -> Self {
-        Self::error(400, "ThrottlingException")
-    }
-    pub fn internal_error() -> Self {
-        Self::error(500, "InternalFailure")
-    }
-    pub fn access_denied() -> Self {
-        Self::error(400, "AccessDeniedException")
-    }
-    pub fn already_completed() -> Self {
-        Self::error(400, "LifecycleEventAlreadyCompletedException")
-    }
-}
-
-/// One call the fake received.
+/// One simulated deployment group and the alarms its alarm configuration lists.
 #[derive(Debug, Clone)]
-pub struct AwsCall {
-    /// The operation, e.g. `PutLifecycleEventHookExecutionStatus`.
-    pub operation: String,
-    pub body: Value,
-    pub at: Instant,
+pub struct DeploymentGroup {
+    pub application: String,
+    pub name: String,
+    pub alarms: Vec<String>,
+    pub alarms_enabled: bool,
 }
 
-#[derive(Default)]
-struct State {
-    calls: Vec<AwsCall>,
-    script: VecDeque<FakeAnswer>,
-    always: Option<FakeAnswer>,
-}
-
-pub struct FakeCodeDeploy {
-    server: LoopbackServer,
-    state: Arc<Mutex<State>>,
-    changed: Arc<Notify>,
+#[derive(Debug, Default)]
+pub struct CodeDeployWorld {
+    pub deployments: Vec<Deployment>,
+    pub groups: Vec<DeploymentGroup>,
+    /// When true, a stopped deployment stays `InProgress` (as it does for a while in AWS while
+    /// the rollback runs), so a second stop request would reach CodeDeploy.
+    pub stopping_takes_time: bool,
 }
 
 impl FakeCodeDeploy {
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
-        let changed = Arc::new(Notify::new());
-        let (s, n) = (state.clone(), changed.clone());
-        let server = LoopbackServer::start(move |request| {
-            let target = request
-                .headers()
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let body: Value = serde_json::from_slice(request.body()).unwrap_or(Value::Null);
-            let answer = {
-                let mut state = s.lock().unwrap();
-                let operation = target
-                    .strip_prefix(TARGET_PREFIX)
-                    .unwrap_or(&target)
-                    .to_string();
-                state.calls.push(AwsCall {
-                    operation,
-                    body: body.clone(),
-                    at: Instant::now(),
-                });
-                state
-                    .script
-                    .pop_front()
-                    .or_else(|| state.always.clone())
-                    .unwrap_or(FakeAnswer::Ok)
-            };
-            n.notify_waiters();
-            async move { answer_call(&target, &body, answer).await }
-        })
+        Self::launch(
+            Protocol::AwsJson11 {
+                target_prefix: "CodeDeploy_20141006",
+            },
+            CodeDeployWorld::default(),
+        )
         .await
-        .expect("start the fake CodeDeploy on 127.0.0.1");
-        FakeCodeDeploy {
-            server,
-            state,
-            changed,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        self.server.url()
-    }
-
-    /// The next calls get these answers, in order; then the default answer applies again.
-    pub fn answer_next(&self, answers: impl IntoIterator<Item = FakeAnswer>) {
-        self.state.lock().unwrap().script.extend(answers);
-    }
-
-    /// Every call without a scripted answer gets this one.
-    pub fn answer_always(&self, answer: FakeAnswer) {
-        self.state.lock().unwrap().always = Some(answer);
-    }
-
-    pub fn calls(&self) -> Vec<AwsCall> {
-        self.state.lock().unwrap().calls.clone()
     }
 
     /// The `status` of every `PutLifecycleEventHookExecutionStatus` call, in order.
     pub fn reported_statuses(&self) -> Vec<String> {
-        self.calls()
+        self.calls_to("PutLifecycleEventHookExecutionStatus")
             .iter()
-            .filter(|c| c.operation == "PutLifecycleEventHookExecutionStatus")
             .map(|c| c.body["status"].as_str().unwrap_or_default().to_string())
             .collect()
     }
 
-    /// Waits until at least `count` calls arrived, or `limit` passes; returns the calls so far.
-    pub async fn wait_for_calls(&self, count: usize, limit: Duration) -> Vec<AwsCall> {
-        let until = tokio::time::Instant::now() + limit;
-        loop {
-            let notified = self.changed.notified();
-            let calls = self.calls();
-            if calls.len() >= count || tokio::time::Instant::now() >= until {
-                return calls;
-            }
-            let _ = tokio::time::timeout_at(until, notified).await;
-        }
+    pub fn add_deployment(&self, id: &str, application: &str, group: &str, status: &str) {
+        self.world(|w| {
+            w.deployments.push(Deployment {
+                id: id.into(),
+                application: application.into(),
+                group: group.into(),
+                status: status.into(),
+            })
+        });
     }
 
-    /// An SDK configuration that reaches this fake with dummy credentials.
-    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.url())
-            .credentials_provider(aws_credential_types::Credentials::for_tests())
-            .load()
-            .await
+    pub fn add_group(&self, application: &str, name: &str, alarms: &[&str]) {
+        self.world(|w| {
+            w.groups.push(DeploymentGroup {
+                application: application.into(),
+                name: name.into(),
+                alarms: alarms.iter().map(|a| a.to_string()).collect(),
+                alarms_enabled: true,
+            })
+        });
+    }
+
+    pub fn deployment_status(&self, id: &str) -> Option<String> {
+        self.world(|w| {
+            w.deployments
+                .iter()
+                .find(|d| d.id == id)
+                .map(|d| d.status.clone())
+        })
+    }
+
+    /// The deployment ids of every `StopDeployment` call, in order.
+    pub fn stopped(&self) -> Vec<String> {
+        self.calls_to("StopDeployment")
+            .iter()
+            .map(|c| {
+                c.body["deploymentId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
     }
 }
 
-async fn answer_call(target: &str, body: &Value, answer: FakeAnswer) -> HttpResponse {
-    match answer {
-        FakeAnswer::Hang => std::future::pending().await,
-        FakeAnswer::Error {
-            status,
-            code,
-            message,
-        } => aws_error(status, &code, &message),
-        FakeAnswer::Ok => match target.strip_prefix(TARGET_PREFIX) {
-            Some("PutLifecycleEventHookExecutionStatus") => {
-                let status = body["status"].as_str().unwrap_or_default();
+fn text<'a>(input: &'a Value, field: &str) -> Result<&'a str, AwsFault> {
+    input[field]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| AwsFault::new(400, "ValidationException", format!("{field} is required")))
+}
+
+impl World for CodeDeployWorld {
+    fn call(&mut self, operation: &str, input: &Value) -> Result<Value, AwsFault> {
+        match operation {
+            "PutLifecycleEventHookExecutionStatus" => {
+                let status = input["status"].as_str().unwrap_or_default();
                 if !matches!(status, "Succeeded" | "Failed") {
-                    return aws_error(
+                    return Err(AwsFault::new(
                         400,
                         "InvalidLifecycleEventHookExecutionStatusException",
                         "status must be Succeeded or Failed",
-                    );
+                    ));
                 }
-                if body["deploymentId"].as_str().unwrap_or_default().is_empty() {
-                    return aws_error(
+                if input["deploymentId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .is_empty()
+                {
+                    return Err(AwsFault::new(
                         400,
                         "DeploymentIdRequiredException",
                         "deploymentId is required",
-                    );
+                    ));
                 }
-                respond(
-                    200,
-                    CONTENT_TYPE,
-                    json!({"lifecycleEventHookExecutionId": body["lifecycleEventHookExecutionId"]})
-                        .to_string(),
-                )
+                Ok(json!({"lifecycleEventHookExecutionId": input["lifecycleEventHookExecutionId"]}))
             }
-            _ => aws_error(
+            "ListDeployments" => {
+                let (application, group) = (
+                    text(input, "applicationName")?,
+                    text(input, "deploymentGroupName")?,
+                );
+                let wanted: Option<HashSet<&str>> = input["includeOnlyStatuses"]
+                    .as_array()
+                    .map(|s| s.iter().filter_map(Value::as_str).collect());
+                let ids: Vec<&str> = self
+                    .deployments
+                    .iter()
+                    .filter(|d| d.application == application && d.group == group)
+                    .filter(|d| {
+                        wanted
+                            .as_ref()
+                            .is_none_or(|w| w.contains(d.status.as_str()))
+                    })
+                    .map(|d| d.id.as_str())
+                    .collect();
+                Ok(json!({"deployments": ids}))
+            }
+            "StopDeployment" => {
+                let id = text(input, "deploymentId")?;
+                let takes_time = self.stopping_takes_time;
+                let deployment = self
+                    .deployments
+                    .iter_mut()
+                    .find(|d| d.id == id)
+                    .ok_or_else(|| {
+                        AwsFault::new(
+                            400,
+                            "DeploymentDoesNotExistException",
+                            format!("deployment {id} does not exist"),
+                        )
+                    })?;
+                if matches!(
+                    deployment.status.as_str(),
+                    "Succeeded" | "Failed" | "Stopped"
+                ) {
+                    return Err(AwsFault::new(
+                        400,
+                        "DeploymentAlreadyCompletedException",
+                        format!("deployment {id} is already completed"),
+                    ));
+                }
+                if !takes_time {
+                    deployment.status = "Stopped".into();
+                }
+                Ok(json!({"status": "Pending", "statusMessage": "Stopping and rolling back"}))
+            }
+            "ListApplications" => {
+                let mut names: Vec<&str> =
+                    self.groups.iter().map(|g| g.application.as_str()).collect();
+                names.dedup();
+                Ok(json!({"applications": names}))
+            }
+            "ListDeploymentGroups" => {
+                let application = text(input, "applicationName")?;
+                let names: Vec<&str> = self
+                    .groups
+                    .iter()
+                    .filter(|g| g.application == application)
+                    .map(|g| g.name.as_str())
+                    .collect();
+                Ok(json!({"applicationName": application, "deploymentGroups": names}))
+            }
+            "BatchGetDeploymentGroups" => {
+                let application = text(input, "applicationName")?;
+                let names: Vec<&str> = input["deploymentGroupNames"]
+                    .as_array()
+                    .map(|n| n.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let infos: Vec<Value> = self
+                    .groups
+                    .iter()
+                    .filter(|g| g.application == application && names.contains(&g.name.as_str()))
+                    .map(|g| {
+                        json!({
+                            "applicationName": g.application,
+                            "deploymentGroupName": g.name,
+                            "alarmConfiguration": {"enabled": g.alarms_enabled, "alarms": g.alarms.iter().map(|a| json!({"name": a})).collect::<Vec<_>>()}
+                        })
+                    })
+                    .collect();
+                Ok(json!({"deploymentGroupsInfo": infos, "errorMessage": ""}))
+            }
+            other => Err(AwsFault::new(
                 400,
                 "UnknownOperationException",
-                &format!("the fake does not implement {target}"),
-            ),
-        },
+                format!("the fake CodeDeploy does not implement {other}"),
+            )),
+        }
     }
-}
-
-fn aws_error(status: u16, code: &str, message: &str) -> HttpResponse {
-    let mut response = respond(
-        status,
-        CONTENT_TYPE,
-        json!({"__type": code, "message": message}).to_string(),
-    );
-    response.headers_mut().insert(
-        "x-amzn-errortype",
-        code.parse().expect("error code is a header value"),
-    );
-    response
 }

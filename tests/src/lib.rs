@@ -1,15 +1,21 @@
 //! Loopback stand-ins for everything greenlight talks to, shared by the tests and the local
-//! rehearsal: blue/green HTTP services, a fake CodeDeploy (awsJson1.1), and a Lambda Runtime API
-//! emulator that drives the real function binaries. All of them listen on 127.0.0.1 only and
-//! stop when dropped.
+//! rehearsal: blue/green HTTP services, fakes of CodeDeploy and ECS (awsJson1.1) and CloudWatch
+//! (RPC v2 CBOR), and a Lambda Runtime API emulator that drives the real function binaries. All of
+//! them listen on 127.0.0.1 only and stop when dropped.
 
+pub mod aws_fake;
+pub mod cloudwatch;
 pub mod codedeploy;
+pub mod ecs;
 pub mod green;
 pub mod hook_scenarios;
 pub mod runtime_api;
 pub mod server;
 
-pub use codedeploy::{FakeAnswer, FakeCodeDeploy};
+pub use aws_fake::{AwsCall, AwsFault, FakeAnswer};
+pub use cloudwatch::FakeCloudWatch;
+pub use codedeploy::FakeCodeDeploy;
+pub use ecs::FakeEcs;
 pub use green::{Behaviour, GreenServer};
 pub use runtime_api::{FunctionProcess, InvocationResult, RuntimeApi};
 pub use server::LoopbackServer;

@@ -1,0 +1,327 @@
+//! The machinery every fake AWS service shares: an HTTP server on 127.0.0.1 that decodes calls in
+//! the service's wire protocol, records them, answers from a scripted queue or from the service's
+//! simulated state ("world"), and lets tests wait for calls instead of sleeping.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::Request;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::server::{respond, HttpResponse, LoopbackServer};
+
+/// The wire protocol of a service, as the AWS SDK for Rust speaks it.
+#[derive(Debug, Clone, Copy)]
+pub enum Protocol {
+    /// `POST /`, JSON body, operation in `X-Amz-Target: <prefix>.<Operation>` (CodeDeploy, ECS).
+    AwsJson11 { target_prefix: &'static str },
+    /// `POST /service/<Service>/operation/<Operation>`, CBOR body (CloudWatch).
+    RpcV2Cbor,
+}
+
+/// An AWS error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsFault {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl AwsFault {
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        AwsFault {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The simulated state of a service: answers operations that are not scripted.
+pub trait World: Send + 'static {
+    fn call(&mut self, operation: &str, input: &Value) -> Result<Value, AwsFault>;
+}
+
+/// How the fake answers one call, overriding the world.
+#[derive(Debug, Clone)]
+pub enum FakeAnswer {
+    /// Let the world answer.
+    Ok,
+    /// An AWS error.
+    Error(AwsFault),
+    /// Never answer.
+    Hang,
+}
+
+impl FakeAnswer {
+    pub fn error(status: u16, code: &str) -> Self {
+        FakeAnswer::Error(AwsFault::new(
+            status,
+            code,
+            format!("{code} (scripted by the fake)"),
+        ))
+    }
+    pub fn throttled() -> Self {
+        Self::error(400, "ThrottlingException")
+    }
+    pub fn internal_error() -> Self {
+        Self::error(500, "InternalFailure")
+    }
+    pub fn access_denied() -> Self {
+        Self::error(400, "AccessDeniedException")
+    }
+    pub fn already_completed() -> Self {
+        Self::error(400, "LifecycleEventAlreadyCompletedException")
+    }
+}
+
+/// One call the fake received.
+#[derive(Debug, Clone)]
+pub struct AwsCall {
+    /// The operation, e.g. `PutLifecycleEventHookExecutionStatus`.
+    pub operation: String,
+    pub body: Value,
+    pub at: Instant,
+}
+
+struct Inner<W> {
+    calls: Vec<AwsCall>,
+    scripted: VecDeque<(Option<String>, FakeAnswer)>,
+    always: Option<FakeAnswer>,
+    world: W,
+}
+
+struct Shared<W> {
+    inner: Mutex<Inner<W>>,
+    changed: Notify,
+}
+
+/// A running fake AWS service. Stops when dropped.
+pub struct FakeService<W> {
+    server: LoopbackServer,
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: World> FakeService<W> {
+    pub async fn launch(protocol: Protocol, world: W) -> Self {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                calls: Vec::new(),
+                scripted: VecDeque::new(),
+                always: None,
+                world,
+            }),
+            changed: Notify::new(),
+        });
+        let s = shared.clone();
+        let server = LoopbackServer::start(move |request| {
+            let response = answer(protocol, request, &s);
+            async move {
+                match response {
+                    Some(response) => response,
+                    None => std::future::pending().await,
+                }
+            }
+        })
+        .await
+        .expect("start a fake AWS service on 127.0.0.1");
+        FakeService { server, shared }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// The next calls (to any operation) get these answers, in order.
+    pub fn answer_next(&self, answers: impl IntoIterator<Item = FakeAnswer>) {
+        self.lock()
+            .scripted
+            .extend(answers.into_iter().map(|a| (None, a)));
+    }
+
+    /// The next calls to `operation` get these answers, in order.
+    pub fn answer_next_for(&self, operation: &str, answers: impl IntoIterator<Item = FakeAnswer>) {
+        self.lock().scripted.extend(
+            answers
+                .into_iter()
+                .map(|a| (Some(operation.to_string()), a)),
+        );
+    }
+
+    /// Every call without a scripted answer gets this one.
+    pub fn answer_always(&self, answer: FakeAnswer) {
+        self.lock().always = Some(answer);
+    }
+
+    pub fn calls(&self) -> Vec<AwsCall> {
+        self.lock().calls.clone()
+    }
+
+    pub fn calls_to(&self, operation: &str) -> Vec<AwsCall> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .collect()
+    }
+
+    /// Reads or changes the simulated state.
+    pub fn world<R>(&self, f: impl FnOnce(&mut W) -> R) -> R {
+        f(&mut self.lock().world)
+    }
+
+    /// Waits until at least `count` calls arrived, or `limit` passes; returns the calls so far.
+    pub async fn wait_for_calls(&self, count: usize, limit: Duration) -> Vec<AwsCall> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.shared.changed.notified();
+            let calls = self.calls();
+            if calls.len() >= count || tokio::time::Instant::now() >= until {
+                return calls;
+            }
+            let _ = tokio::time::timeout_at(until, notified).await;
+        }
+    }
+
+    /// An SDK configuration that reaches this fake with dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.url())
+            .credentials_provider(aws_credential_types::Credentials::for_tests())
+            .load()
+            .await
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<W>> {
+        self.shared
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// `None` means: never answer.
+fn answer<W: World>(
+    protocol: Protocol,
+    request: Request<Bytes>,
+    shared: &Shared<W>,
+) -> Option<HttpResponse> {
+    let (operation, input) = match decode(protocol, &request) {
+        Ok(decoded) => decoded,
+        Err(fault) => return Some(encode_fault(protocol, &fault)),
+    };
+    let result = {
+        let mut inner = shared.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.calls.push(AwsCall {
+            operation: operation.clone(),
+            body: input.clone(),
+            at: Instant::now(),
+        });
+        let position = inner
+            .scripted
+            .iter()
+            .position(|(op, _)| op.as_deref().is_none_or(|o| o == operation));
+        let scripted = position
+            .and_then(|i| inner.scripted.remove(i))
+            .map(|(_, a)| a);
+        match scripted
+            .or_else(|| inner.always.clone())
+            .unwrap_or(FakeAnswer::Ok)
+        {
+            FakeAnswer::Hang => None,
+            FakeAnswer::Error(fault) => Some(Err(fault)),
+            FakeAnswer::Ok => Some(inner.world.call(&operation, &input)),
+        }
+    };
+    shared.changed.notify_waiters();
+    result.map(|r| match r {
+        Ok(output) => encode_output(protocol, &output),
+        Err(fault) => encode_fault(protocol, &fault),
+    })
+}
+
+fn decode(protocol: Protocol, request: &Request<Bytes>) -> Result<(String, Value), AwsFault> {
+    match protocol {
+        Protocol::AwsJson11 { target_prefix } => {
+            let target = request
+                .headers()
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let operation = target
+                .strip_prefix(target_prefix)
+                .and_then(|t| t.strip_prefix('.'))
+                .ok_or_else(|| {
+                    AwsFault::new(
+                        400,
+                        "UnknownOperationException",
+                        format!("unexpected X-Amz-Target \"{target}\""),
+                    )
+                })?;
+            let input = if request.body().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_slice(request.body())
+                    .map_err(|e| AwsFault::new(400, "SerializationException", e.to_string()))?
+            };
+            Ok((operation.to_string(), input))
+        }
+        Protocol::RpcV2Cbor => {
+            let path = request.uri().path();
+            let operation = path
+                .rsplit_once("/operation/")
+                .map(|(_, op)| op.to_string())
+                .ok_or_else(|| {
+                    AwsFault::new(
+                        404,
+                        "UnknownOperationException",
+                        format!("unexpected path {path}"),
+                    )
+                })?;
+            let input = if request.body().is_empty() {
+                json!({})
+            } else {
+                ciborium::from_reader(request.body().as_ref())
+                    .map_err(|e| AwsFault::new(400, "SerializationException", e.to_string()))?
+            };
+            Ok((operation, input))
+        }
+    }
+}
+
+fn encode_output(protocol: Protocol, output: &Value) -> HttpResponse {
+    match protocol {
+        Protocol::AwsJson11 { .. } => {
+            respond(200, "application/x-amz-json-1.1", output.to_string())
+        }
+        Protocol::RpcV2Cbor => cbor(200, output),
+    }
+}
+
+fn encode_fault(protocol: Protocol, fault: &AwsFault) -> HttpResponse {
+    let body = json!({"__type": fault.code, "message": fault.message});
+    let mut response = match protocol {
+        Protocol::AwsJson11 { .. } => {
+            respond(fault.status, "application/x-amz-json-1.1", body.to_string())
+        }
+        Protocol::RpcV2Cbor => cbor(fault.status, &body),
+    };
+    if let Ok(code) = fault.code.parse() {
+        response.headers_mut().insert("x-amzn-errortype", code);
+    }
+    response
+}
+
+fn cbor(status: u16, value: &Value) -> HttpResponse {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(value, &mut bytes).expect("a JSON value encodes as CBOR");
+    let mut response = respond(status, "application/cbor", bytes);
+    response.headers_mut().insert(
+        "smithy-protocol",
+        "rpc-v2-cbor".parse().expect("header value"),
+    );
+    response
+}

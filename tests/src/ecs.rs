@@ -1,0 +1,129 @@
+//! A fake Amazon ECS (awsJson1.1, `X-Amz-Target: AmazonEC2ContainerServiceV20141113.*`): service
+//! deployments that can be listed and stopped with rollback.
+
+use serde_json::{json, Value};
+
+use crate::aws_fake::{AwsFault, FakeService, Protocol, World};
+
+pub type FakeEcs = FakeService<EcsWorld>;
+
+#[derive(Debug, Clone)]
+pub struct ServiceDeployment {
+    pub arn: String,
+    pub cluster: String,
+    pub service: String,
+    /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `ROLLBACK_REQUESTED`, …
+    pub status: String,
+}
+
+#[derive(Debug, Default)]
+pub struct EcsWorld {
+    pub deployments: Vec<ServiceDeployment>,
+}
+
+impl FakeEcs {
+    pub async fn start() -> Self {
+        Self::launch(
+            Protocol::AwsJson11 {
+                target_prefix: "AmazonEC2ContainerServiceV20141113",
+            },
+            EcsWorld::default(),
+        )
+        .await
+    }
+
+    pub fn add_deployment(&self, cluster: &str, service: &str, id: &str, status: &str) -> String {
+        let arn = format!(
+            "arn:aws:ecs:us-east-1:123456789012:service-deployment/{cluster}/{service}/{id}"
+        );
+        self.world(|w| {
+            w.deployments.push(ServiceDeployment {
+                arn: arn.clone(),
+                cluster: cluster.into(),
+                service: service.into(),
+                status: status.into(),
+            })
+        });
+        arn
+    }
+
+    pub fn deployment_status(&self, arn: &str) -> Option<String> {
+        self.world(|w| {
+            w.deployments
+                .iter()
+                .find(|d| d.arn == arn)
+                .map(|d| d.status.clone())
+        })
+    }
+}
+
+/// ECS accepts names or ARNs; the fake compares the last path segment.
+fn name(value: &Value) -> &str {
+    let text = value.as_str().unwrap_or_default();
+    text.rsplit('/').next().unwrap_or(text)
+}
+
+impl World for EcsWorld {
+    fn call(&mut self, operation: &str, input: &Value) -> Result<Value, AwsFault> {
+        match operation {
+            "ListServiceDeployments" => {
+                if input["service"].as_str().unwrap_or_default().is_empty() {
+                    return Err(AwsFault::new(
+                        400,
+                        "InvalidParameterException",
+                        "service is required",
+                    ));
+                }
+                let (cluster, service) = (name(&input["cluster"]), name(&input["service"]));
+                let wanted: Vec<&str> = input["status"]
+                    .as_array()
+                    .map(|s| s.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let briefs: Vec<Value> = self
+                    .deployments
+                    .iter()
+                    .filter(|d| d.cluster == cluster && d.service == service)
+                    .filter(|d| wanted.is_empty() || wanted.contains(&d.status.as_str()))
+                    .map(|d| json!({"serviceDeploymentArn": d.arn, "status": d.status,
+                        "serviceArn": format!("arn:aws:ecs:us-east-1:123456789012:service/{}/{}", d.cluster, d.service)}))
+                    .collect();
+                Ok(json!({"serviceDeployments": briefs}))
+            }
+            "StopServiceDeployment" => {
+                let arn = input["serviceDeploymentArn"].as_str().unwrap_or_default();
+                if input["stopType"] != "ROLLBACK" {
+                    return Err(AwsFault::new(
+                        400,
+                        "InvalidParameterException",
+                        "stopType must be ROLLBACK",
+                    ));
+                }
+                let deployment = self
+                    .deployments
+                    .iter_mut()
+                    .find(|d| d.arn == arn)
+                    .ok_or_else(|| {
+                        AwsFault::new(
+                            400,
+                            "ServiceDeploymentNotFoundException",
+                            format!("{arn} not found"),
+                        )
+                    })?;
+                if !matches!(deployment.status.as_str(), "PENDING" | "IN_PROGRESS") {
+                    return Err(AwsFault::new(
+                        400,
+                        "ConflictException",
+                        format!("the service deployment is {}", deployment.status),
+                    ));
+                }
+                deployment.status = "ROLLBACK_REQUESTED".into();
+                Ok(json!({"serviceDeploymentArn": arn}))
+            }
+            other => Err(AwsFault::new(
+                400,
+                "UnknownOperationException",
+                format!("the fake ECS does not implement {other}"),
+            )),
+        }
+    }
+}
