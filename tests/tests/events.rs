@@ -1,6 +1,7 @@
 //! Every file in `events/` is a valid sample of the event its name says, so the README's
 //! `cargo lambda invoke --data-file events/…` examples work.
 
+use greenlight::alarm::parse_alarm_event;
 use greenlight::codedeploy::parse_lifecycle_event;
 
 #[test]
@@ -20,6 +21,13 @@ fn every_sample_event_parses() {
         if name.starts_with("after-allow-test-traffic") || name.starts_with("before-allow-traffic")
         {
             parse_lifecycle_event(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+        } else if name.starts_with("alarm-rollback") {
+            let event = parse_alarm_event(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                event.is_alarm(),
+                !name.contains("-ok"),
+                "{name}: the name says which state it is in"
+            );
         } else {
             panic!(
                 "{name}: no test knows this kind of event; name it after the function it is for"
@@ -27,5 +35,5 @@ fn every_sample_event_parses() {
         }
         seen += 1;
     }
-    assert!(seen >= 2, "events/ holds the sample events");
+    assert!(seen >= 6, "events/ holds the sample events");
 }
