@@ -349,6 +349,32 @@ async fn a_composite_alarm_rolls_back_too() {
 }
 
 #[tokio::test]
+async fn a_composite_alarm_whose_actions_are_suppressed_stops_nothing() {
+    let mut h = Harness::new().await;
+    h.codedeploy
+        .add_deployment("d-GREEN1", "checkout", "checkout-prod", "InProgress");
+    h.cloudwatch.tag_alarm(
+        COMPOSITE_ARN,
+        &[
+            ("greenlight:codedeploy-application", "checkout"),
+            ("greenlight:codedeploy-deployment-group", "checkout-prod"),
+        ],
+    );
+    h.run(&[]);
+    let mut suppressed = event("alarm-rollback-composite.json");
+    suppressed["detail"]["state"]["actionsSuppressedBy"] = json!("WaitPeriod");
+    let decision = h.decision(suppressed).await;
+    assert!(
+        decision["ignored"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("suppressed this alarm's actions (WaitPeriod)"),
+        "{decision}"
+    );
+    assert!(h.codedeploy.stopped().is_empty());
+}
+
+#[tokio::test]
 async fn access_denied_is_an_error_naming_the_deployment() {
     let mut h = Harness::new().await;
     h.codedeploy_in_flight();

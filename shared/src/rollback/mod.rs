@@ -258,6 +258,10 @@ impl AlarmRollback {
             ));
             return decision;
         }
+        if let Some(by) = &event.actions_suppressed_by {
+            decision.ignored = Some(format!("CloudWatch suppressed this alarm's actions ({by}), so greenlight does not act either"));
+            return decision;
+        }
         self.find_targets(event, deadline, &mut decision).await;
         if decision.targets.is_empty() && decision.problems.is_empty() {
             decision.ignored = Some("no deployment is guarded by this alarm (no greenlight tags, mapping entry or deployment group lists it)".into());
