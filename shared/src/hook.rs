@@ -16,7 +16,7 @@ use crate::codedeploy::{
 use crate::deadline::Deadline;
 use crate::plan::{Plan, PlanError, PlanSettings};
 use crate::verdict::Verdict;
-use crate::verify::verify;
+use crate::verify::verify_isolated;
 
 /// Time kept after verification for reporting: a fifth of the invocation, between these bounds.
 const MIN_REPORT_RESERVE: Duration = Duration::from_secs(1);
@@ -122,7 +122,7 @@ impl CodeDeployHook {
             Err(problem) => Verdict::not_run(problem.clone()),
             Ok((client, plan)) => {
                 let verify_by = lambda.minus(reserve).earliest(Deadline::after(plan.budget));
-                run_isolated(client.clone(), plan.clone(), verify_by).await
+                verify_isolated(client.clone(), plan.clone(), verify_by).await
             }
         };
         crate::report::log_verdict(
@@ -152,21 +152,6 @@ impl CodeDeployHook {
                     source,
                 })
             }
-        }
-    }
-}
-
-/// Runs the verification on its own task, so that even a panic outside a check ends in a
-/// `Failed` verdict rather than an unreported hook.
-async fn run_isolated(client: reqwest::Client, plan: Arc<Plan>, verify_by: Deadline) -> Verdict {
-    let task = tokio::spawn(async move { verify(&client, plan, verify_by).await });
-    let abort = task.abort_handle();
-    match tokio::time::timeout_at(verify_by.instant() + Duration::from_secs(1), task).await {
-        Ok(Ok(verdict)) => verdict,
-        Ok(Err(e)) => Verdict::not_run(format!("the verification crashed: {e}")),
-        Err(_) => {
-            abort.abort();
-            Verdict::not_run("the verification did not finish by its deadline")
         }
     }
 }

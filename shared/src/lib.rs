@@ -10,6 +10,7 @@ pub mod check;
 pub mod codedeploy;
 pub mod deadline;
 pub mod duration;
+pub mod ecs_hook;
 pub mod expect;
 pub mod hook;
 pub mod http;

@@ -76,6 +76,25 @@ pub async fn verify(client: &reqwest::Client, plan: Arc<Plan>, deadline: Deadlin
     Verdict::from_checks(reports, started.elapsed())
 }
 
+/// Runs the verification on its own task, so that even a panic outside a check ends in a
+/// `Failed` verdict rather than an unreported hook.
+pub async fn verify_isolated(
+    client: reqwest::Client,
+    plan: Arc<Plan>,
+    verify_by: Deadline,
+) -> Verdict {
+    let task = tokio::spawn(async move { verify(&client, plan, verify_by).await });
+    let abort = task.abort_handle();
+    match tokio::time::timeout_at(verify_by.instant() + Duration::from_secs(1), task).await {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(e)) => Verdict::not_run(format!("the verification crashed: {e}")),
+        Err(_) => {
+            abort.abort();
+            Verdict::not_run("the verification did not finish by its deadline")
+        }
+    }
+}
+
 fn unfinished(plan: &Plan, index: usize, cause: String, started: Instant) -> CheckReport {
     let check = &plan.checks[index];
     CheckReport {

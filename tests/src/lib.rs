@@ -7,6 +7,7 @@ pub mod aws_fake;
 pub mod cloudwatch;
 pub mod codedeploy;
 pub mod ecs;
+pub mod ecs_loop;
 pub mod green;
 pub mod hook_scenarios;
 pub mod runtime_api;

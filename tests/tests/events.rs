@@ -3,6 +3,7 @@
 
 use greenlight::alarm::parse_alarm_event;
 use greenlight::codedeploy::parse_lifecycle_event;
+use greenlight::ecs_hook::parse_ecs_hook_event;
 
 #[test]
 fn every_sample_event_parses() {
@@ -28,6 +29,17 @@ fn every_sample_event_parses() {
                 !name.contains("-ok"),
                 "{name}: the name says which state it is in"
             );
+        } else if name.starts_with("ecs-lifecycle-hook") {
+            let event = parse_ecs_hook_event(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                event.is_rollback(),
+                name.contains("rollback"),
+                "{name}: the name says whether it is a rollback"
+            );
+            assert!(
+                event.target_service_revision_arn.is_some(),
+                "{name}: names the target revision"
+            );
         } else {
             panic!(
                 "{name}: no test knows this kind of event; name it after the function it is for"
@@ -35,5 +47,5 @@ fn every_sample_event_parses() {
         }
         seen += 1;
     }
-    assert!(seen >= 6, "events/ holds the sample events");
+    assert!(seen >= 12, "events/ holds the sample events");
 }

@@ -20,7 +20,26 @@ pub(crate) struct PlanDocument {
     pub concurrency: Option<usize>,
     #[serde(default)]
     pub defaults: DefaultsDocument,
+    #[serde(default)]
     pub checks: Vec<CheckDocument>,
+    /// ECS-native lifecycle stages (`POST_TEST_TRAFFIC_SHIFT`, …) and what to verify at each.
+    #[serde(default)]
+    pub stages: BTreeMap<String, StageDocument>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StageDocument {
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub checks: Option<Vec<CheckDocument>>,
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub within: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub retry_after: Option<Duration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

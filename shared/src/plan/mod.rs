@@ -8,19 +8,21 @@
 //! (`checks[2].expect.status: "abc" is not a status code`).
 
 mod document;
+mod resolve;
 pub mod status;
+mod validate;
 pub mod vars;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, Url};
 
-use crate::expect::{Expectations, JsonExpectation};
+use crate::expect::Expectations;
 use crate::redact::Redactor;
-use document::{CheckDocument, ExpectDocument, PlanDocument};
+use document::PlanDocument;
 pub use status::StatusMatcher;
 
 /// Limits that keep a plan from exhausting a small Lambda function.
@@ -29,7 +31,21 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_RETRIES: u32 = 2;
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(200);
 pub const DEFAULT_CONCURRENCY: usize = 8;
+/// How long ECS waits before invoking a stage's hook again after `IN_PROGRESS`.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 const MAX_RETRIES: u32 = 20;
+
+/// The ECS lifecycle stages that can invoke a Lambda hook.
+pub const ECS_STAGES: [&str; 8] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRE_PRODUCTION_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
 const MAX_CONCURRENCY: usize = 64;
 const MAX_CHECKS: usize = 500;
 
@@ -138,6 +154,23 @@ pub struct PlanSpec {
     pub concurrency: usize,
     pub target: Option<String>,
     pub checks: Vec<CheckSpec>,
+    /// ECS-native stages with their own settings (and optionally their own checks).
+    pub stages: std::collections::BTreeMap<String, StageSpec>,
+}
+
+/// What the ECS-native hook does at one lifecycle stage.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    /// Where this stage's checks go; defaults depend on the stage (see `ecs_hook`).
+    pub target: Option<String>,
+    /// This stage's checks; `None` means the plan's top-level checks.
+    pub checks: Option<Vec<CheckSpec>>,
+    /// Invocations allowed before a failing verification becomes `FAILED` (1 = no second chance).
+    pub attempts: u32,
+    /// How long after the first failure further attempts are still allowed.
+    pub within: Option<Duration>,
+    /// The `callBackDelay` returned with `IN_PROGRESS`.
+    pub retry_after: Duration,
 }
 
 /// One check as the plan describes it, defaults applied.
@@ -172,6 +205,7 @@ impl PlanSpec {
                 retry_delay: DEFAULT_RETRY_DELAY,
                 expect: Expectations::default(),
             }],
+            stages: Default::default(),
         }
     }
 
@@ -199,7 +233,7 @@ impl PlanSpec {
                 message: e.into_inner().to_string(),
             }])
         })?;
-        validate(document)
+        validate::validate(document)
     }
 
     /// Substitutes `${VAR}`s and joins each path to the target, producing runnable checks.
@@ -232,7 +266,7 @@ impl PlanSpec {
         };
         let mut checks = Vec::with_capacity(self.checks.len());
         for (i, spec) in self.checks.iter().enumerate() {
-            match resolve_check(spec, target.as_ref(), lookup, &mut secrets) {
+            match resolve::resolve_check(spec, target.as_ref(), lookup, &mut secrets) {
                 Ok(check) => checks.push(check),
                 Err(mut found) => {
                     for e in &mut found {
@@ -290,368 +324,6 @@ pub struct Check {
     pub retries: u32,
     pub retry_delay: Duration,
     pub expect: Expectations,
-}
-
-fn resolve_check(
-    spec: &CheckSpec,
-    target: Option<&(String, String)>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    secrets: &mut Vec<String>,
-) -> Result<Check, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut error = |path: &str, message: String| {
-        errors.push(FieldError {
-            path: path.into(),
-            message,
-        })
-    };
-
-    let (url, display) = match vars::substitute(&spec.path, lookup) {
-        Err(message) => {
-            error(".path", message);
-            (None, String::new())
-        }
-        Ok(path) => {
-            secrets.extend(path.inserted);
-            let joined = if is_absolute(&path.value) {
-                Some((path.value.clone(), path.display.clone()))
-            } else {
-                target.map(|(value, display)| {
-                    (
-                        join_url(value, &path.value),
-                        join_url(display, &path.display),
-                    )
-                })
-            };
-            match joined {
-                None => {
-                    error(
-                        ".path",
-                        format!(
-                            "\"{}\" is relative but no target is set: set GREENLIGHT_TEST_URL (or the plan's `target`, or --target)",
-                            spec.path
-                        ),
-                    );
-                    (None, String::new())
-                }
-                Some((value, display)) => match Url::parse(&value) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => (Some(url), display),
-                    Ok(url) => {
-                        error(
-                            ".path",
-                            format!(
-                                "\"{display}\" uses {}: only http and https are supported",
-                                url.scheme()
-                            ),
-                        );
-                        (None, display)
-                    }
-                    Err(e) => {
-                        error(".path", format!("\"{display}\" is not a valid URL: {e}"));
-                        (None, display)
-                    }
-                },
-            }
-        }
-    };
-
-    let mut headers = HeaderMap::new();
-    for (name, template) in &spec.headers {
-        match vars::substitute(template, lookup) {
-            Ok(s) => match HeaderValue::from_str(&s.value) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    secrets.extend(s.inserted);
-                    headers.insert(name.clone(), value);
-                }
-                Err(_) => error(
-                    &format!(".headers.{name}"),
-                    "the value (after substitution) is not a valid header value".into(),
-                ),
-            },
-            Err(message) => error(&format!(".headers.{name}"), message),
-        }
-    }
-
-    let body = match &spec.body {
-        None => None,
-        Some(template) => match vars::substitute(template, lookup) {
-            Ok(s) => {
-                secrets.extend(s.inserted);
-                Some(s.value)
-            }
-            Err(message) => {
-                error(".body", message);
-                None
-            }
-        },
-    };
-
-    let mut expect = spec.expect.clone();
-    for (i, needle) in expect.body_contains.iter_mut().enumerate() {
-        match vars::substitute(needle, lookup) {
-            Ok(s) => *needle = s.value,
-            Err(message) => error(&format!(".expect.body_contains[{i}]"), message),
-        }
-    }
-    for j in &mut expect.json {
-        if let serde_json::Value::String(text) = &j.expected {
-            match vars::substitute(text, lookup) {
-                Ok(s) => j.expected = serde_json::Value::String(s.value),
-                Err(message) => error(&format!(".expect.json.{}", j.expression), message),
-            }
-        }
-    }
-
-    match (url, errors.is_empty()) {
-        (Some(url), true) => Ok(Check {
-            name: spec.name.clone(),
-            request_line: format!("{} {display}", spec.method),
-            method: spec.method.clone(),
-            url,
-            headers,
-            body,
-            timeout: spec.timeout,
-            retries: spec.retries,
-            retry_delay: spec.retry_delay,
-            expect,
-        }),
-        _ => Err(errors),
-    }
-}
-
-fn is_absolute(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://") || lower.contains("://")
-}
-
-/// Joins without dropping a base path: `http://h:8080/base` + `/health` = `http://h:8080/base/health`.
-fn join_url(base: &str, path: &str) -> String {
-    if path.is_empty() {
-        return base.to_string();
-    }
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
-}
-
-/// Checks meaning that serde cannot: version, names, methods, headers, regexes, JSONPaths, limits.
-fn validate(document: PlanDocument) -> Result<PlanSpec, PlanError> {
-    let mut errors = Vec::new();
-    let mut error = |path: String, message: String| errors.push(FieldError { path, message });
-
-    if document.version != serde_json::json!(1) {
-        error(
-            "version".into(),
-            format!(
-                "this greenlight reads plan version 1; found {}",
-                document.version
-            ),
-        );
-    }
-    let budget = document.budget.unwrap_or(DEFAULT_BUDGET);
-    if budget.is_zero() {
-        error("budget".into(), "must be longer than 0s".into());
-    }
-    let concurrency = document.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-        error(
-            "concurrency".into(),
-            format!("must be between 1 and {MAX_CONCURRENCY}, found {concurrency}"),
-        );
-    }
-    if document.checks.is_empty() {
-        error("checks".into(), "a plan needs at least one check".into());
-    }
-    if document.checks.len() > MAX_CHECKS {
-        error(
-            "checks".into(),
-            format!(
-                "at most {MAX_CHECKS} checks, found {}",
-                document.checks.len()
-            ),
-        );
-    }
-    let defaults = document.defaults;
-    let default_headers = validate_headers(&defaults.headers, "defaults.headers", &mut error);
-    let default_expect = defaults.expect.clone().unwrap_or_default();
-    if let Some(expect) = &defaults.expect {
-        build_expectations(expect, "defaults.expect", &mut error);
-    }
-    check_limits("defaults", defaults.timeout, defaults.retries, &mut error);
-
-    let mut names = std::collections::HashSet::new();
-    let mut checks = Vec::new();
-    for (i, check) in document.checks.into_iter().enumerate() {
-        let at = format!("checks[{i}]");
-        let CheckDocument {
-            name,
-            method,
-            path,
-            headers,
-            body,
-            timeout,
-            retries,
-            retry_delay,
-            expect,
-        } = check;
-        if name.trim().is_empty() {
-            error(format!("{at}.name"), "must not be empty".into());
-        } else if !names.insert(name.clone()) {
-            error(
-                format!("{at}.name"),
-                format!("\"{name}\" is used by an earlier check; names must be unique"),
-            );
-        }
-        let method = match method.as_deref().map(str::to_ascii_uppercase).as_deref() {
-            None | Some("GET") => Method::GET,
-            Some("HEAD") => Method::HEAD,
-            Some("POST") => Method::POST,
-            Some("PUT") => Method::PUT,
-            Some("PATCH") => Method::PATCH,
-            Some("DELETE") => Method::DELETE,
-            Some("OPTIONS") => Method::OPTIONS,
-            Some(other) => {
-                error(
-                    format!("{at}.method"),
-                    format!(
-                        "\"{other}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-                    ),
-                );
-                Method::GET
-            }
-        };
-        if path.trim().is_empty() {
-            error(
-                format!("{at}.path"),
-                "must not be empty; use \"/\" for the target itself".into(),
-            );
-        } else if !path.starts_with('/') && !is_absolute(&path) && !path.starts_with("${") {
-            error(
-                format!("{at}.path"),
-                format!("\"{path}\" must start with \"/\" or be a full http(s) URL"),
-            );
-        }
-        let mut merged = default_headers.clone();
-        for (name, value) in validate_headers(&headers, &format!("{at}.headers"), &mut error) {
-            merged.retain(|(n, _)| n != name);
-            merged.push((name, value));
-        }
-        check_limits(&at, timeout, retries, &mut error);
-        let expect_document = expect.unwrap_or_default().over(&default_expect);
-        let expect = build_expectations(&expect_document, &format!("{at}.expect"), &mut error);
-        checks.push(CheckSpec {
-            name,
-            method,
-            path,
-            headers: merged,
-            body,
-            timeout: timeout.or(defaults.timeout).unwrap_or(DEFAULT_TIMEOUT),
-            retries: retries.or(defaults.retries).unwrap_or(DEFAULT_RETRIES),
-            retry_delay: retry_delay
-                .or(defaults.retry_delay)
-                .unwrap_or(DEFAULT_RETRY_DELAY),
-            expect,
-        });
-    }
-    if errors.is_empty() {
-        Ok(PlanSpec {
-            budget,
-            concurrency,
-            target: document.target,
-            checks,
-        })
-    } else {
-        Err(PlanError::Invalid(errors))
-    }
-}
-
-fn check_limits(
-    at: &str,
-    timeout: Option<Duration>,
-    retries: Option<u32>,
-    error: &mut impl FnMut(String, String),
-) {
-    if timeout.is_some_and(|t| t.is_zero()) {
-        error(format!("{at}.timeout"), "must be longer than 0s".into());
-    }
-    if let Some(r) = retries.filter(|r| *r > MAX_RETRIES) {
-        error(
-            format!("{at}.retries"),
-            format!("at most {MAX_RETRIES}, found {r}"),
-        );
-    }
-}
-
-fn validate_headers(
-    headers: &std::collections::BTreeMap<String, String>,
-    at: &str,
-    error: &mut impl FnMut(String, String),
-) -> Vec<(HeaderName, String)> {
-    headers
-        .iter()
-        .filter_map(
-            |(name, value)| match HeaderName::from_bytes(name.as_bytes()) {
-                Ok(header) => Some((header, value.clone())),
-                Err(_) => {
-                    error(
-                        format!("{at}.{name}"),
-                        format!("\"{name}\" is not a valid header name"),
-                    );
-                    None
-                }
-            },
-        )
-        .collect()
-}
-
-fn build_expectations(
-    doc: &ExpectDocument,
-    at: &str,
-    error: &mut impl FnMut(String, String),
-) -> Expectations {
-    let mut expect = Expectations::default();
-    if let Some(status) = &doc.status {
-        match StatusMatcher::from_value(status) {
-            Ok(matcher) => expect.status = matcher,
-            Err(message) => error(format!("{at}.status"), message),
-        }
-    }
-    expect.latency = doc.latency;
-    if doc.latency.is_some_and(|l| l.is_zero()) {
-        error(format!("{at}.latency"), "must be longer than 0s".into());
-    }
-    expect.body_contains = doc.body_contains.clone().unwrap_or_default();
-    if let Some(pattern) = &doc.body_matches {
-        match regex::Regex::new(pattern) {
-            Ok(re) => expect.body_matches = Some(re),
-            Err(e) => error(
-                format!("{at}.body_matches"),
-                format!(
-                    "\"{pattern}\" is not a valid regular expression: {}",
-                    first_line(&e.to_string())
-                ),
-            ),
-        }
-    }
-    for (name, substring) in doc.headers.iter().flatten() {
-        match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(header) => expect.headers.push((header, substring.clone())),
-            Err(_) => error(
-                format!("{at}.headers.{name}"),
-                format!("\"{name}\" is not a valid header name"),
-            ),
-        }
-    }
-    for (expression, expected) in doc.json.iter().flatten() {
-        match JsonExpectation::new(expression, expected.clone()) {
-            Ok(j) => expect.json.push(j),
-            Err(message) => error(format!("{at}.json.{expression}"), message),
-        }
-    }
-    expect
 }
 
 #[cfg(test)]

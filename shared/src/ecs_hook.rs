@@ -1,0 +1,481 @@
+//! The ECS-native lifecycle hook (blue/green, linear and canary deployments run by ECS itself).
+//! ECS invokes the function at lifecycle stages and reads the returned `hookStatus`:
+//! `SUCCEEDED` continues, `FAILED` rolls back, `IN_PROGRESS` asks to be invoked again after
+//! `callBackDelay` seconds with the returned `hookDetails` merged into the next event.
+//!
+//! The same plan and engine as the CodeDeploy hooks. By default the plan's checks run at
+//! `POST_TEST_TRAFFIC_SHIFT` through `GREENLIGHT_TEST_URL`, and at `POST_PRODUCTION_TRAFFIC_SHIFT`
+//! through `GREENLIGHT_PRODUCTION_URL` when it is set; a plan's `stages:` map chooses otherwise.
+//! Stages without checks, unknown stages and rollback invocations succeed at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::deadline::Deadline;
+use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, StageSpec};
+use crate::verdict::Verdict;
+use crate::verify::verify_isolated;
+
+pub const POST_TEST_TRAFFIC_SHIFT: &str = "POST_TEST_TRAFFIC_SHIFT";
+pub const POST_PRODUCTION_TRAFFIC_SHIFT: &str = "POST_PRODUCTION_TRAFFIC_SHIFT";
+/// The key under `hookDetails` where greenlight keeps its progress across invocations.
+const PROGRESS_KEY: &str = "greenlight";
+/// Time kept after verification so the answer reaches ECS inside the Lambda deadline.
+const MIN_RESERVE: Duration = Duration::from_secs(1);
+const MAX_RESERVE: Duration = Duration::from_secs(5);
+const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
+
+/// `SUCCEEDED`, `FAILED` or `IN_PROGRESS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookStatus {
+    Succeeded,
+    Failed,
+    InProgress,
+}
+
+/// What ECS reads back.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookResponse {
+    pub hook_status: HookStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_back_delay: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hook_details: Option<Value>,
+}
+
+impl HookResponse {
+    fn done(status: HookStatus) -> Self {
+        HookResponse {
+            hook_status: status,
+            call_back_delay: None,
+            hook_details: None,
+        }
+    }
+}
+
+/// The invocation payload, in the current (wrapped) or launch-era (flat) shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EcsHookEvent {
+    pub execution_id: String,
+    pub lifecycle_stage: String,
+    pub resource_arn: String,
+    pub service_arn: Option<String>,
+    pub target_service_revision_arn: Option<String>,
+    pub test_traffic_weights: BTreeMap<String, f64>,
+    pub production_traffic_weights: BTreeMap<String, f64>,
+    pub hook_details: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawEvent {
+    execution_id: Option<String>,
+    lifecycle_stage: Option<String>,
+    resource_arn: Option<String>,
+    execution_details: Option<RawDetails>,
+    #[serde(flatten)]
+    flat: RawDetails,
+    hook_details: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawDetails {
+    service_arn: Option<String>,
+    target_service_revision_arn: Option<String>,
+    test_traffic_weights: Option<BTreeMap<String, f64>>,
+    production_traffic_weights: Option<BTreeMap<String, f64>>,
+}
+
+/// Reads the event; the stage is required, everything else is best effort.
+pub fn parse_ecs_hook_event(payload: &Value) -> Result<EcsHookEvent, String> {
+    if !payload.is_object() {
+        return Err(format!(
+            "not an ECS lifecycle hook event: expected a JSON object, got {payload}"
+        ));
+    }
+    let raw: RawEvent = serde_json::from_value(payload.clone())
+        .map_err(|e| format!("not an ECS lifecycle hook event: {e}"))?;
+    let lifecycle_stage = raw
+        .lifecycle_stage
+        .filter(|s| !s.is_empty())
+        .ok_or("not an ECS lifecycle hook event: `lifecycleStage` is missing")?;
+    let details = raw.execution_details.unwrap_or(raw.flat);
+    Ok(EcsHookEvent {
+        execution_id: raw.execution_id.unwrap_or_default(),
+        lifecycle_stage,
+        resource_arn: raw.resource_arn.unwrap_or_default(),
+        service_arn: details.service_arn,
+        target_service_revision_arn: details.target_service_revision_arn,
+        test_traffic_weights: details.test_traffic_weights.unwrap_or_default(),
+        production_traffic_weights: details.production_traffic_weights.unwrap_or_default(),
+        hook_details: raw.hook_details,
+    })
+}
+
+impl EcsHookEvent {
+    /// During a rollback ECS re-invokes the traffic-shift stages with the target revision's weight
+    /// at 0: that is not a deployment to verify.
+    pub fn is_rollback(&self) -> bool {
+        let weights = match self.lifecycle_stage.as_str() {
+            "TEST_TRAFFIC_SHIFT" => &self.test_traffic_weights,
+            "PRODUCTION_TRAFFIC_SHIFT" => &self.production_traffic_weights,
+            _ => return false,
+        };
+        let Some(target) = &self.target_service_revision_arn else {
+            return false;
+        };
+        weights.get(target).is_some_and(|w| *w == 0.0)
+    }
+}
+
+/// greenlight's progress, kept in `hookDetails.greenlight` between invocations of one stage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failure_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reason: Option<String>,
+}
+
+/// A stage with checks, ready to verify (or why it is not).
+type StageSetup = Result<(Arc<Plan>, StageSpec), PlanError>;
+
+/// The ECS-native hook function, set up once per process.
+pub struct EcsHook {
+    http: Result<reqwest::Client, String>,
+    /// Stage → its plan, for the stages that verify; a plan error applies to every stage.
+    stages: Result<HashMap<String, StageSetup>, PlanError>,
+}
+
+impl EcsHook {
+    pub fn from_env() -> Self {
+        Self::new(&PlanSettings::from_env(), &|name| std::env::var(name).ok())
+    }
+
+    pub fn new(settings: &PlanSettings, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        let production_url = lookup("GREENLIGHT_PRODUCTION_URL").filter(|v| !v.trim().is_empty());
+        let stages = settings
+            .load_spec()
+            .map(|spec| stage_plans(&spec, settings, production_url.as_deref(), lookup));
+        match &stages {
+            Err(e) => {
+                tracing::error!(error = %e, "the plan is unusable; every verifying stage will answer FAILED")
+            }
+            Ok(map) => {
+                for (stage, setup) in map {
+                    match setup {
+                        Ok((plan, _)) => tracing::info!(
+                            stage,
+                            checks = plan.checks.len(),
+                            "stage will be verified"
+                        ),
+                        Err(e) => {
+                            tracing::error!(stage, error = %e, "this stage's plan is unusable; it will answer FAILED")
+                        }
+                    }
+                }
+            }
+        }
+        let http = crate::http::build_check_client()
+            .map_err(|e| format!("could not build the HTTP client: {e}"));
+        EcsHook { http, stages }
+    }
+
+    /// Handles one invocation. Never returns an error: a malformed event is answered `FAILED`.
+    pub async fn handle(&self, payload: Value, lambda_deadline: SystemTime) -> HookResponse {
+        let event = match parse_ecs_hook_event(&payload) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(error = %e, "malformed ECS hook event; answering FAILED so ECS rolls back");
+                return HookResponse::done(HookStatus::Failed);
+            }
+        };
+        let stage = event.lifecycle_stage.as_str();
+        let ids = (&event.execution_id, &event.resource_arn);
+        if event.is_rollback() {
+            tracing::info!(
+                stage,
+                execution_id = ids.0,
+                deployment = ids.1,
+                "rollback invocation (target revision at weight 0): SUCCEEDED"
+            );
+            return HookResponse::done(HookStatus::Succeeded);
+        }
+        let setup = match &self.stages {
+            Err(e) => Err(e.clone()),
+            Ok(stages) => match stages.get(stage) {
+                Some(setup) => setup.clone(),
+                None => {
+                    if !crate::plan::ECS_STAGES.contains(&stage) {
+                        tracing::warn!(stage, "unknown lifecycle stage; nothing to verify");
+                    }
+                    tracing::info!(
+                        stage,
+                        execution_id = ids.0,
+                        "no checks for this stage: SUCCEEDED"
+                    );
+                    return HookResponse::done(HookStatus::Succeeded);
+                }
+            },
+        };
+        let http = self.http.as_ref().map_err(Clone::clone);
+        let (verdict, stage_spec) = match (setup, http) {
+            (Err(e), _) => (Verdict::not_run(e.to_string()), None),
+            (_, Err(problem)) => (Verdict::not_run(problem), None),
+            (Ok((plan, spec)), Ok(client)) => {
+                let lambda = trusted_deadline(lambda_deadline);
+                let reserve = (lambda.remaining() / 5).clamp(MIN_RESERVE, MAX_RESERVE);
+                let verify_by = lambda.minus(reserve).earliest(Deadline::after(plan.budget));
+                (
+                    verify_isolated(client.clone(), plan, verify_by).await,
+                    Some(spec),
+                )
+            }
+        };
+        crate::report::log_verdict(&format!("{stage} {}", event.resource_arn), &verdict);
+        let previous: Progress = event
+            .hook_details
+            .as_ref()
+            .and_then(|d| d.get(PROGRESS_KEY))
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default();
+        let response = decide(&verdict, stage_spec.as_ref(), previous, now_ms());
+        tracing::info!(stage, execution_id = ids.0, hook_status = ?response.hook_status, call_back_delay = response.call_back_delay, "answering ECS");
+        response
+    }
+}
+
+/// Passed → `SUCCEEDED`; not passed → `IN_PROGRESS` while the stage allows another attempt, then
+/// `FAILED`.
+fn decide(
+    verdict: &Verdict,
+    stage: Option<&StageSpec>,
+    previous: Progress,
+    now_ms: u64,
+) -> HookResponse {
+    let attempts = previous.attempts + 1;
+    if verdict.succeeded() {
+        let details = json!({PROGRESS_KEY: Progress { attempts, first_failure_at_ms: previous.first_failure_at_ms, last_reason: Some(verdict.reason.clone()) }});
+        return HookResponse {
+            hook_status: HookStatus::Succeeded,
+            call_back_delay: None,
+            hook_details: Some(details),
+        };
+    }
+    let first_failure_at_ms = previous.first_failure_at_ms.unwrap_or(now_ms);
+    let progress = Progress {
+        attempts,
+        first_failure_at_ms: Some(first_failure_at_ms),
+        last_reason: Some(verdict.reason.clone()),
+    };
+    let details = Some(json!({PROGRESS_KEY: progress}));
+    let Some(stage) = stage else {
+        return HookResponse {
+            hook_status: HookStatus::Failed,
+            call_back_delay: None,
+            hook_details: details,
+        };
+    };
+    let within_window = stage.within.is_none_or(|w| {
+        now_ms.saturating_sub(first_failure_at_ms) + stage.retry_after.as_millis() as u64
+            <= w.as_millis() as u64
+    });
+    if attempts < stage.attempts && within_window {
+        tracing::warn!(attempt = attempts, allowed = stage.attempts, reason = %verdict.reason, "verification did not pass; ECS will invoke again");
+        HookResponse {
+            hook_status: HookStatus::InProgress,
+            call_back_delay: Some(stage.retry_after.as_secs().max(1)),
+            hook_details: details,
+        }
+    } else {
+        let why = if attempts >= stage.attempts {
+            format!("{attempts} of {} attempts used", stage.attempts)
+        } else {
+            "the stage's time window is spent".to_string()
+        };
+        tracing::error!(attempts, reason = %verdict.reason, "verification failed ({why}): FAILED, ECS rolls back");
+        HookResponse {
+            hook_status: HookStatus::Failed,
+            call_back_delay: None,
+            hook_details: details,
+        }
+    }
+}
+
+/// Which stages verify, with which checks and target.
+fn stage_plans(
+    spec: &PlanSpec,
+    settings: &PlanSettings,
+    production_url: Option<&str>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> HashMap<String, StageSetup> {
+    let mut stages: Vec<(String, StageSpec)> = spec
+        .stages
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if stages.is_empty() {
+        let default = StageSpec {
+            target: None,
+            checks: None,
+            attempts: 1,
+            within: None,
+            retry_after: crate::plan::DEFAULT_RETRY_AFTER,
+        };
+        stages.push((POST_TEST_TRAFFIC_SHIFT.into(), default.clone()));
+        if production_url.is_some() {
+            stages.push((POST_PRODUCTION_TRAFFIC_SHIFT.into(), default));
+        }
+    }
+    stages
+        .into_iter()
+        .filter_map(|(stage, stage_spec)| {
+            let checks = stage_spec
+                .checks
+                .clone()
+                .unwrap_or_else(|| spec.checks.clone());
+            if checks.is_empty() {
+                return None;
+            }
+            let production = stage.contains("PRODUCTION");
+            let target = stage_spec
+                .target
+                .clone()
+                .or_else(|| {
+                    production
+                        .then(|| production_url.map(str::to_string))
+                        .flatten()
+                })
+                .or_else(|| settings.test_url.clone());
+            let stage_plan = PlanSpec {
+                checks,
+                stages: BTreeMap::new(),
+                ..spec.clone()
+            };
+            let resolved = stage_plan
+                .resolve(target.as_deref(), lookup)
+                .map(|plan| (Arc::new(plan), stage_spec));
+            Some((stage, resolved))
+        })
+        .collect()
+}
+
+fn trusted_deadline(lambda_deadline: SystemTime) -> Deadline {
+    match lambda_deadline.duration_since(SystemTime::now()) {
+        Ok(remaining) if remaining <= LAMBDA_MAX => Deadline::after(remaining),
+        _ => Deadline::after(LAMBDA_MAX),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_wrapped_and_the_flat_shape() {
+        let wrapped = parse_ecs_hook_event(&json!({"executionId": "e", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT", "resourceArn": "arn:d",
+            "executionDetails": {"targetServiceRevisionArn": "arn:green", "testTrafficWeights": {"arn:green": 100}}})).unwrap();
+        let flat = parse_ecs_hook_event(&json!({"executionId": "e", "lifecycleStage": "POST_TEST_TRAFFIC_SHIFT", "resourceArn": "arn:d",
+            "targetServiceRevisionArn": "arn:green", "testTrafficWeights": {"arn:green": 100}})).unwrap();
+        assert_eq!(wrapped, flat);
+        assert_eq!(wrapped.test_traffic_weights["arn:green"], 100.0);
+    }
+
+    #[test]
+    fn a_traffic_shift_with_the_target_at_zero_is_a_rollback() {
+        let event = |stage: &str, weight: u32| {
+            parse_ecs_hook_event(&json!({"lifecycleStage": stage, "executionDetails": {"targetServiceRevisionArn": "g",
+                "productionTrafficWeights": {"g": weight, "b": 100 - weight}, "testTrafficWeights": {"g": weight}}})).unwrap()
+        };
+        assert!(event("PRODUCTION_TRAFFIC_SHIFT", 0).is_rollback());
+        assert!(event("TEST_TRAFFIC_SHIFT", 0).is_rollback());
+        assert!(!event("PRODUCTION_TRAFFIC_SHIFT", 10).is_rollback());
+        assert!(!event("POST_PRODUCTION_TRAFFIC_SHIFT", 0).is_rollback());
+    }
+
+    #[test]
+    fn a_malformed_event_names_what_is_missing() {
+        assert!(parse_ecs_hook_event(&json!({"executionId": "e"}))
+            .unwrap_err()
+            .contains("`lifecycleStage` is missing"));
+        assert!(parse_ecs_hook_event(&json!(42))
+            .unwrap_err()
+            .contains("expected a JSON object"));
+        assert!(parse_ecs_hook_event(&json!({"lifecycleStage": 7})).is_err());
+    }
+
+    fn stage(attempts: u32, within: Option<Duration>) -> StageSpec {
+        StageSpec {
+            target: None,
+            checks: None,
+            attempts,
+            within,
+            retry_after: Duration::from_secs(20),
+        }
+    }
+
+    #[test]
+    fn failing_verifications_retry_until_the_attempts_are_spent() {
+        let failed = Verdict::not_run("status: expected 200, got 500");
+        let first = decide(&failed, Some(&stage(3, None)), Progress::default(), 1_000);
+        assert_eq!(first.hook_status, HookStatus::InProgress);
+        assert_eq!(first.call_back_delay, Some(20));
+        let progress: Progress =
+            serde_json::from_value(first.hook_details.unwrap()[PROGRESS_KEY].clone()).unwrap();
+        assert_eq!(
+            progress,
+            Progress {
+                attempts: 1,
+                first_failure_at_ms: Some(1_000),
+                last_reason: Some("status: expected 200, got 500".into())
+            }
+        );
+        let second = decide(&failed, Some(&stage(3, None)), progress.clone(), 21_000);
+        assert_eq!(second.hook_status, HookStatus::InProgress);
+        let third = decide(
+            &failed,
+            Some(&stage(3, None)),
+            Progress {
+                attempts: 2,
+                ..progress
+            },
+            41_000,
+        );
+        assert_eq!(third.hook_status, HookStatus::Failed);
+    }
+
+    #[test]
+    fn the_time_window_ends_retries() {
+        let failed = Verdict::not_run("x");
+        let progress = Progress {
+            attempts: 1,
+            first_failure_at_ms: Some(0),
+            last_reason: None,
+        };
+        let within = Some(Duration::from_secs(60));
+        assert_eq!(
+            decide(&failed, Some(&stage(10, within)), progress.clone(), 30_000).hook_status,
+            HookStatus::InProgress
+        );
+        assert_eq!(
+            decide(&failed, Some(&stage(10, within)), progress, 50_000).hook_status,
+            HookStatus::Failed
+        );
+    }
+}
