@@ -1,0 +1,263 @@
+//! The SAM template's security and wiring properties, read from `template.yaml` itself, so no
+//! later change can quietly widen a permission, rename a hook out of CodeDeploy's reach, or
+//! loosen the alarm rule. (`sam validate --lint` and `sam build` run in CI: scripts/check-package.)
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("read template.yaml");
+    serde_saphyr::from_str(&text).expect("template.yaml is plain YAML (long-form intrinsics only)")
+}
+
+fn functions(t: &Value) -> BTreeMap<String, Value> {
+    t["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, r)| (name.clone(), r.clone()))
+        .collect()
+}
+
+fn as_list(value: &Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items.clone(),
+        Value::Null => Vec::new(),
+        other => vec![other.clone()],
+    }
+}
+
+/// Every (action, resource) a function's inline policies allow.
+fn grants(function: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for policy in as_list(&function["Properties"]["Policies"]) {
+        for statement in as_list(&policy["Statement"]) {
+            assert_eq!(statement["Effect"], "Allow");
+            for action in as_list(&statement["Action"]) {
+                for resource in as_list(&statement["Resource"]) {
+                    out.push((
+                        action.as_str().expect("actions are strings").to_string(),
+                        resource,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn binary(function: &Value) -> String {
+    function["Metadata"]["BuildProperties"]["Binary"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn every_function_is_built_by_cargo_lambda_from_its_own_binary() {
+    let t = template();
+    let binaries: BTreeSet<String> = functions(&t).values().map(binary).collect();
+    let expected: BTreeSet<String> = [
+        "after-allow-test-traffic",
+        "before-allow-traffic",
+        "ecs-lifecycle-hook",
+        "alarm-rollback",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(binaries, expected);
+    for (name, f) in functions(&t) {
+        assert_eq!(f["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+    }
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    assert_eq!(globals["Architectures"], json!([{"Ref": "Architecture"}]));
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "x86_64");
+}
+
+#[test]
+fn codedeploy_hooks_are_named_for_the_managed_codedeploy_role_and_the_stack() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        if matches!(
+            binary(&f).as_str(),
+            "after-allow-test-traffic" | "before-allow-traffic"
+        ) {
+            let function_name = f["Properties"]["FunctionName"]["Fn::Sub"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                function_name.starts_with("CodeDeployHook_"),
+                "{name}: {function_name}"
+            );
+            assert!(
+                function_name.contains("${AWS::StackName}"),
+                "{name}: two stacks must not collide"
+            );
+            // 64 characters at most: the 32 that are not the stack name leave 32 for it.
+            assert!(
+                function_name.replace("${AWS::StackName}", "").len() <= 32,
+                "{name}: {function_name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_write_action_is_granted_on_every_resource() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        for (action, resource) in grants(&f) {
+            let verb = action.split(':').nth(1).unwrap_or_default();
+            assert!(
+                !verb.contains('*') && !action.ends_with(":*") && action != "*",
+                "{name}: wildcard action {action}"
+            );
+            if resource == "*" {
+                assert!(
+                    ["List", "Get", "Describe", "BatchGet"]
+                        .iter()
+                        .any(|p| verb.starts_with(p)),
+                    "{name}: write action {action} on Resource \"*\""
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn each_function_gets_exactly_the_actions_it_uses() {
+    let t = template();
+    let expected: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
+        (
+            "after-allow-test-traffic",
+            BTreeSet::from(["codedeploy:PutLifecycleEventHookExecutionStatus"]),
+        ),
+        (
+            "before-allow-traffic",
+            BTreeSet::from(["codedeploy:PutLifecycleEventHookExecutionStatus"]),
+        ),
+        ("ecs-lifecycle-hook", BTreeSet::new()),
+        (
+            "alarm-rollback",
+            BTreeSet::from([
+                "codedeploy:ListDeployments",
+                "codedeploy:StopDeployment",
+                "codedeploy:ListApplications",
+                "codedeploy:ListDeploymentGroups",
+                "codedeploy:BatchGetDeploymentGroups",
+                "ecs:ListServiceDeployments",
+                "ecs:StopServiceDeployment",
+                "cloudwatch:ListTagsForResource",
+            ]),
+        ),
+    ]);
+    for (_, f) in functions(&t) {
+        let actions: BTreeSet<String> = grants(&f).into_iter().map(|(a, _)| a).collect();
+        let actions: BTreeSet<&str> = actions.iter().map(String::as_str).collect();
+        assert_eq!(actions, expected[binary(&f).as_str()], "{}", binary(&f));
+    }
+}
+
+#[test]
+fn hooks_report_only_to_the_configured_deployment_groups() {
+    let t = template();
+    for (_, f) in functions(&t) {
+        for (action, resource) in grants(&f) {
+            if action == "codedeploy:PutLifecycleEventHookExecutionStatus"
+                || action == "codedeploy:StopDeployment"
+            {
+                assert_eq!(
+                    resource["Fn::Sub"],
+                    "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:${CodeDeployApplication}/${CodeDeployDeploymentGroup}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_rule_sends_only_alarms_entering_alarm() {
+    let t = template();
+    let rollback = functions(&t)
+        .into_values()
+        .find(|f| binary(f) == "alarm-rollback")
+        .expect("alarm-rollback");
+    let events = rollback["Properties"]["Events"]
+        .as_object()
+        .expect("events");
+    assert_eq!(events.len(), 1);
+    let event = events.values().next().expect("one event");
+    assert_eq!(event["Type"], "EventBridgeRule");
+    let pattern = &event["Properties"]["Pattern"];
+    assert_eq!(pattern["source"], json!(["aws.cloudwatch"]));
+    assert_eq!(
+        pattern["detail-type"],
+        json!(["CloudWatch Alarm State Change"])
+    );
+    assert_eq!(pattern["detail"]["state"]["value"], json!(["ALARM"]));
+    assert_eq!(
+        pattern["detail"]["alarmName"]["Fn::If"][1],
+        json!([{"prefix": {"Ref": "AlarmNamePrefix"}}])
+    );
+}
+
+#[test]
+fn ecs_may_invoke_only_the_ecs_hook() {
+    let t = template();
+    let role = &t["Resources"]["EcsHookInvokeRole"]["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"],
+        json!({"Service": "ecs.amazonaws.com"})
+    );
+    let statements = as_list(&role["Policies"][0]["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+    assert_eq!(
+        statements[0]["Resource"],
+        json!({"Fn::GetAtt": ["EcsLifecycleHookFunction", "Arn"]})
+    );
+}
+
+#[test]
+fn functions_get_the_documented_environment() {
+    let t = template();
+    let expected: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
+        (
+            "after-allow-test-traffic",
+            BTreeSet::from(["GREENLIGHT_TEST_URL", "GREENLIGHT_PLAN"]),
+        ),
+        (
+            "before-allow-traffic",
+            BTreeSet::from(["GREENLIGHT_TEST_URL", "GREENLIGHT_PLAN"]),
+        ),
+        (
+            "ecs-lifecycle-hook",
+            BTreeSet::from([
+                "GREENLIGHT_TEST_URL",
+                "GREENLIGHT_PRODUCTION_URL",
+                "GREENLIGHT_PLAN",
+            ]),
+        ),
+        (
+            "alarm-rollback",
+            BTreeSet::from([
+                "GREENLIGHT_DRY_RUN",
+                "GREENLIGHT_ALARM_TARGETS",
+                "GREENLIGHT_DISCOVERY_APPLICATIONS",
+            ]),
+        ),
+    ]);
+    for (_, f) in functions(&t) {
+        let vars: BTreeSet<&str> = f["Properties"]["Environment"]["Variables"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(vars, expected[binary(&f).as_str()], "{}", binary(&f));
+    }
+}
