@@ -24,4 +24,4 @@ pub mod verify;
 pub use deadline::Deadline;
 pub use plan::{Plan, PlanError, PlanSettings, PlanSpec};
 pub use verdict::{CheckReport, Outcome, Verdict, VerdictStatus};
-pub use verify::verify;
+pub use verify::{verify, verify_observed};

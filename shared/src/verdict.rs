@@ -61,6 +61,32 @@ pub struct CheckReport {
     pub elapsed: Duration,
 }
 
+impl CheckReport {
+    /// One line (two when it did not pass): outcome, name padded to `width`, request, what was
+    /// measured, and the reason.
+    pub fn line(&self, width: usize) -> String {
+        let measured = match (self.status, self.latency) {
+            (Some(s), Some(l)) => format!("{s} in {}", format_duration(l)),
+            _ => "no answer".to_string(),
+        };
+        let tries = if self.attempts == 1 {
+            "1 attempt".to_string()
+        } else {
+            format!("{} attempts", self.attempts)
+        };
+        let mut line = format!(
+            "  {:<7} {:<width$}  {}  [{measured}, {tries}]",
+            self.outcome.label().to_uppercase(),
+            self.name,
+            self.request,
+        );
+        if self.outcome != Outcome::Passed {
+            line.push_str(&format!("\n          {}", self.outcome.reason()));
+        }
+        line
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum VerdictStatus {
     Succeeded,
@@ -148,24 +174,7 @@ impl Verdict {
         );
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for c in &self.checks {
-            let measured = match (c.status, c.latency) {
-                (Some(s), Some(l)) => format!("{s} in {}", format_duration(l)),
-                _ => "no answer".to_string(),
-            };
-            let tries = if c.attempts == 1 {
-                "1 attempt".to_string()
-            } else {
-                format!("{} attempts", c.attempts)
-            };
-            out.push_str(&format!(
-                "  {:<7} {:<width$}  {}  [{measured}, {tries}]",
-                c.outcome.label().to_uppercase(),
-                c.name,
-                c.request,
-            ));
-            if c.outcome != Outcome::Passed {
-                out.push_str(&format!("\n          {}", c.outcome.reason()));
-            }
+            out.push_str(&c.line(width));
             out.push('\n');
         }
         out

@@ -18,6 +18,16 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(100);
 
 /// Runs every check of `plan` and returns the verdict by `deadline` (plus a small grace).
 pub async fn verify(client: &reqwest::Client, plan: Arc<Plan>, deadline: Deadline) -> Verdict {
+    verify_observed(client, plan, deadline, |_| {}).await
+}
+
+/// [`verify`], calling `observer` with each check's report as soon as that check ends.
+pub async fn verify_observed(
+    client: &reqwest::Client,
+    plan: Arc<Plan>,
+    deadline: Deadline,
+    observer: impl Fn(&CheckReport),
+) -> Verdict {
     let started = Instant::now();
     let permits = Arc::new(tokio::sync::Semaphore::new(plan.concurrency));
     let mut tasks = JoinSet::new();
@@ -39,7 +49,10 @@ pub async fn verify(client: &reqwest::Client, plan: Arc<Plan>, deadline: Deadlin
     let collect = async {
         while let Some(joined) = tasks.join_next_with_id().await {
             match joined {
-                Ok((_, (index, report))) => reports[index] = Some(report),
+                Ok((_, (index, report))) => {
+                    observer(&report);
+                    reports[index] = Some(report);
+                }
                 Err(error) => {
                     if let Some(&index) = index_of_task.get(&error.id()) {
                         let cause = if error.is_panic() {
@@ -47,7 +60,9 @@ pub async fn verify(client: &reqwest::Client, plan: Arc<Plan>, deadline: Deadlin
                         } else {
                             "the check was cancelled".to_string()
                         };
-                        reports[index] = Some(unfinished(&plan, index, cause, started));
+                        let report = unfinished(&plan, index, cause, started);
+                        observer(&report);
+                        reports[index] = Some(report);
                     }
                 }
             }

@@ -185,6 +185,25 @@ impl<W: World> FakeService<W> {
         }
     }
 
+    /// Waits until `check` finds what it looks for in the simulated state, or `limit` passes.
+    pub async fn wait_until<R>(
+        &self,
+        limit: Duration,
+        check: impl Fn(&W) -> Option<R>,
+    ) -> Option<R> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.shared.changed.notified();
+            if let Some(found) = check(&self.lock().world) {
+                return Some(found);
+            }
+            if tokio::time::Instant::now() >= until {
+                return None;
+            }
+            let _ = tokio::time::timeout_at(until, notified).await;
+        }
+    }
+
     /// An SDK configuration that reaches this fake with dummy credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -32,6 +32,8 @@ pub struct DeploymentGroup {
 pub struct CodeDeployWorld {
     pub deployments: Vec<Deployment>,
     pub groups: Vec<DeploymentGroup>,
+    /// Hook statuses reported, by lifecycle event hook execution id.
+    pub hook_reports: std::collections::BTreeMap<String, String>,
     /// When true, a stopped deployment stays `InProgress` (as it does for a while in AWS while
     /// the rollback runs), so a second stop request would reach CodeDeploy.
     pub stopping_takes_time: bool,
@@ -131,6 +133,18 @@ impl World for CodeDeployWorld {
                         "deploymentId is required",
                     ));
                 }
+                let execution = input["lifecycleEventHookExecutionId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if self.hook_reports.contains_key(&execution) {
+                    return Err(AwsFault::new(
+                        400,
+                        "LifecycleEventAlreadyCompletedException",
+                        "the lifecycle event is already completed",
+                    ));
+                }
+                self.hook_reports.insert(execution, status.to_string());
                 Ok(json!({"lifecycleEventHookExecutionId": input["lifecycleEventHookExecutionId"]}))
             }
             "ListDeployments" => {

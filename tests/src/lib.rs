@@ -3,6 +3,7 @@
 //! (RPC v2 CBOR), and a Lambda Runtime API emulator that drives the real function binaries. All of
 //! them listen on 127.0.0.1 only and stop when dropped.
 
+pub mod alb;
 pub mod aws_fake;
 pub mod cloudwatch;
 pub mod codedeploy;

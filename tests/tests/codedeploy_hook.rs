@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use greenlight::codedeploy::{ReportError, Reported};
 use greenlight::hook::{CodeDeployHook, HookError, HookResponse};
 use greenlight::{Outcome, PlanSettings};
-use greenlight_tests::{unused_local_url, Behaviour, FakeAnswer, FakeCodeDeploy, GreenServer};
+use greenlight_fakes::{unused_local_url, Behaviour, FakeAnswer, FakeCodeDeploy, GreenServer};
 use serde_json::Value;
 
 fn event() -> Value {

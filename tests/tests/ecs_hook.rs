@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use greenlight::ecs_hook::{EcsHook, HookStatus};
 use greenlight::PlanSettings;
-use greenlight_tests::ecs_loop::drive_stage;
-use greenlight_tests::{unused_local_url, Behaviour, GreenServer};
+use greenlight_fakes::ecs_loop::drive_stage;
+use greenlight_fakes::{unused_local_url, Behaviour, GreenServer};
 use serde_json::{json, Value};
 
 fn event(name: &str) -> Value {

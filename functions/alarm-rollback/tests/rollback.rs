@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use greenlight_tests::{
+use greenlight_fakes::{
     FakeAnswer, FakeCloudWatch, FakeCodeDeploy, FakeEcs, FunctionProcess, InvocationResult,
     RuntimeApi,
 };

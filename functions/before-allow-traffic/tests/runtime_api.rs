@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use greenlight_tests::hook_scenarios;
+use greenlight_fakes::hook_scenarios;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_before-allow-traffic");
 const EVENT: &str = concat!(

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use greenlight_tests::ecs_loop::drive_stage;
-use greenlight_tests::{Behaviour, FunctionProcess, GreenServer, InvocationResult, RuntimeApi};
+use greenlight_fakes::ecs_loop::drive_stage;
+use greenlight_fakes::{Behaviour, FunctionProcess, GreenServer, InvocationResult, RuntimeApi};
 use serde_json::{json, Value};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_ecs-lifecycle-hook");

@@ -1,0 +1,122 @@
+//! `greenlight`: run a verification plan from a laptop or a pipeline, check a plan, and rehearse a
+//! whole blue/green deployment locally with the real function binaries.
+//!
+//! Exit codes: 0 passed, 1 verification failed (or a rehearsal ended unlike it should), 2 usage or
+//! configuration error.
+
+mod plan_cmd;
+mod rehearse;
+mod style;
+mod verify_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Verify the green side of an ECS blue/green deployment, or rehearse one locally.
+#[derive(Parser)]
+#[command(name = "greenlight", version, about, long_about = None, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "Examples:
+  greenlight rehearse                       a healthy and a broken green, back to back, on 127.0.0.1
+  greenlight verify --target http://internal-alb:8080 --plan examples/plans/api.yaml
+  greenlight plan check examples/plans/api.yaml";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plan once against a target and print the verdict (exit 0 passed, 1 failed).
+    ///
+    /// The plan comes from --plan, else GREENLIGHT_PLAN / GREENLIGHT_PLAN_FILE, else the default
+    /// plan (GET the target, expect 200-399). The target comes from --target, else
+    /// GREENLIGHT_TEST_URL, else the plan's `target`.
+    Verify {
+        /// The plan file (YAML or JSON).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Base URL that reaches green, e.g. the test listener: http://my-alb:8080
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
+        /// `text` shows each check as it ends and a verdict table; `json` prints the verdict for pipelines.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Work with plans.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Rehearse a CodeDeploy ECS blue/green deployment on 127.0.0.1, with the real hook and
+    /// alarm-rollback binaries under a Lambda Runtime API emulator. No AWS account, no Docker.
+    ///
+    /// Scenarios: `healthy` (green is promoted), `broken` (a hook catches green and CodeDeploy
+    /// rolls back), `alarm` (green passes the hooks, fails under production traffic, and a 5xx alarm
+    /// rolls it back). Without arguments: healthy, then broken.
+    Rehearse {
+        /// Which scenarios to run, in order.
+        #[arg(value_enum)]
+        scenarios: Vec<rehearse::Scenario>,
+        /// Where the function binaries are (default: next to this `greenlight`, or
+        /// GREENLIGHT_FUNCTIONS_DIR).
+        #[arg(long, value_name = "DIR", env = "GREENLIGHT_FUNCTIONS_DIR")]
+        functions_dir: Option<PathBuf>,
+        /// `json` prints each scenario's outcome and timeline as JSON.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Also print what each function logged.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// Validate a plan and explain each problem with its field path (exit 0 valid, 2 invalid).
+    Check {
+        /// The plan file (YAML or JSON).
+        file: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("greenlight: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Verify {
+                plan,
+                target,
+                format,
+            } => verify_cmd::run(plan, target, format).await,
+            Command::Plan {
+                command: PlanCommand::Check { file },
+            } => plan_cmd::check(&file),
+            Command::Rehearse {
+                scenarios,
+                functions_dir,
+                format,
+                verbose,
+            } => rehearse::run(scenarios, functions_dir, format, verbose).await,
+        }
+    });
+    ExitCode::from(code)
+}

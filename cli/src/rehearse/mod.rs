@@ -1,0 +1,138 @@
+//! `greenlight rehearse`: a CodeDeploy ECS blue/green deployment on 127.0.0.1.
+//!
+//! Blue and green are two instances of the demo service (`examples/demo-app`); a production and a
+//! test listener stand in for the load balancer; a CodeDeploy stand-in walks the ECS lifecycle,
+//! invokes the real hook binaries through the Lambda Runtime API, receives their
+//! `PutLifecycleEventHookExecutionStatus` through the real AWS SDK, and shifts or rolls back
+//! traffic. In the alarm scenario a CloudWatch stand-in raises a 5xx alarm and the real
+//! alarm-rollback binary stops the deployment. Every server and process stops when the rehearsal
+//! ends, also on Ctrl-C.
+
+mod deployment;
+mod timeline;
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::{style, Format};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Green is healthy: the hooks pass and production moves to green.
+    Healthy,
+    /// Green's orders API is broken: AfterAllowTestTraffic catches it and CodeDeploy rolls back.
+    Broken,
+    /// Green passes the hooks but fails under production traffic: a 5xx alarm rolls it back.
+    Alarm,
+}
+
+impl Scenario {
+    /// What greenlight must make of this scenario.
+    pub fn expected(self) -> deployment::Result {
+        match self {
+            Scenario::Healthy => deployment::Result::Promoted,
+            Scenario::Broken | Scenario::Alarm => deployment::Result::RolledBack,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "green 2.0.0 is healthy",
+            Scenario::Broken => "green 2.0.0's orders API answers 500",
+            Scenario::Alarm => "green 2.0.0 passes the hooks, then fails under production traffic",
+        }
+    }
+}
+
+pub async fn run(
+    mut scenarios: Vec<Scenario>,
+    functions_dir: Option<PathBuf>,
+    format: Format,
+    verbose: bool,
+) -> u8 {
+    if scenarios.is_empty() {
+        scenarios = vec![Scenario::Healthy, Scenario::Broken];
+    }
+    let functions_dir = match functions_dir.map(Ok).unwrap_or_else(default_functions_dir) {
+        Ok(dir) => dir,
+        Err(message) => {
+            eprintln!("greenlight: {message}");
+            return 2;
+        }
+    };
+    let live = format == Format::Text;
+    let mut outcomes = Vec::new();
+    for scenario in scenarios {
+        if live {
+            println!(
+                "\n{} {:?}: {}",
+                style::dim("scenario"),
+                scenario,
+                scenario.describe()
+            );
+        }
+        let rehearsal = deployment::rehearse(scenario, &functions_dir, live, verbose);
+        let outcome = tokio::select! {
+            outcome = rehearsal => outcome,
+            _ = tokio::signal::ctrl_c() => {
+                // Leaving the select drops the rehearsal: servers close, function processes are killed.
+                eprintln!("\ngreenlight: interrupted; every server and function process of the rehearsal is stopped");
+                return 130;
+            }
+        };
+        match outcome {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => {
+                eprintln!("greenlight: the rehearsal could not run: {e:#}");
+                return 2;
+            }
+        }
+    }
+    let as_expected = outcomes.iter().all(|o| o.result == o.scenario.expected());
+    if format == Format::Json {
+        match serde_json::to_string_pretty(&outcomes) {
+            Ok(json) => println!("{json}"),
+            Err(e) => {
+                eprintln!("greenlight: cannot print the outcomes as JSON: {e}");
+                return 2;
+            }
+        }
+    } else {
+        println!();
+        for o in &outcomes {
+            let mark = if o.result == o.scenario.expected() {
+                style::good("as expected")
+            } else {
+                style::bad("NOT AS EXPECTED")
+            };
+            println!(
+                "{:<8} {}: {} ({mark})",
+                format!("{:?}", o.scenario).to_lowercase(),
+                o.result.describe(),
+                o.reason
+            );
+            let p = o.production_requests;
+            println!(
+                "         production traffic: {} to blue, {} to green ({} of them 5xx)",
+                p.blue, p.green, p.green_5xx
+            );
+        }
+    }
+    if as_expected {
+        0
+    } else {
+        1
+    }
+}
+
+/// The function binaries are built next to `greenlight` (`cargo build --workspace`).
+fn default_functions_dir() -> Result<PathBuf, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot tell where greenlight is: {e}"))?;
+    exe.parent()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cannot tell where greenlight is".to_string())
+}

@@ -1,0 +1,364 @@
+//! The `greenlight` command as a user runs it: exit codes, output, and the local rehearsal, whose
+//! scenarios double as end-to-end tests of the shipped function binaries.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use greenlight_demo_app::{DemoApp, Mode};
+use serde_json::Value;
+use tokio::process::Command;
+
+const GREENLIGHT: &str = env!("CARGO_BIN_EXE_greenlight");
+
+async fn greenlight(args: &[&str]) -> Output {
+    let run = Command::new(GREENLIGHT)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("greenlight finished in time")
+        .expect("greenlight ran")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+async fn rehearse(scenario: &str) -> (Output, Value) {
+    let output = greenlight(&["rehearse", scenario, "--format", "json"]).await;
+    let outcomes: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON outcome ({e}); stdout: {} stderr: {}",
+            text(&output.stdout),
+            text(&output.stderr)
+        )
+    });
+    (output, outcomes[0].clone())
+}
+
+fn steps(outcome: &Value) -> Vec<String> {
+    outcome["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["step"].as_str().unwrap(),
+                e["message"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_healthy_green_is_promoted_to_production() {
+    let (output, outcome) = rehearse("healthy").await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(outcome["result"], "promoted");
+    assert!(
+        outcome["production_requests"]["green"].as_u64().unwrap() > 0,
+        "production traffic reached green"
+    );
+    assert_eq!(outcome["production_requests"]["green_5xx"], 0);
+    let steps = steps(&outcome);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s == "AfterAllowTestTraffic hook reported Succeeded: all 3 checks passed"),
+        "{steps:#?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s == "BeforeAllowTraffic hook reported Succeeded: all 3 checks passed"),
+        "{steps:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_green_is_caught_by_the_hook_and_never_sees_production() {
+    let (output, outcome) = rehearse("broken").await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "a rollback is the expected outcome: {}",
+        text(&output.stderr)
+    );
+    assert_eq!(outcome["result"], "rolled-back");
+    assert_eq!(
+        outcome["failing_checks"],
+        serde_json::json!(["list-orders"])
+    );
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("AfterAllowTestTraffic hook reported Failed"),
+        "{}",
+        outcome["reason"]
+    );
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .unwrap()
+            .contains("status: expected 200, got 500"),
+        "the reason names the measured value"
+    );
+    assert_eq!(
+        outcome["production_requests"]["green"], 0,
+        "production never reached green"
+    );
+}
+
+#[tokio::test]
+async fn a_green_that_fails_under_production_traffic_is_rolled_back_by_the_alarm() {
+    let (output, outcome) = rehearse("alarm").await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(outcome["result"], "rolled-back");
+    assert!(
+        outcome["reason"]
+            .as_str()
+            .unwrap()
+            .contains("alarm-rollback stopped d-REHEARSAL1"),
+        "{}",
+        outcome["reason"]
+    );
+    assert!(
+        outcome["production_requests"]["green_5xx"]
+            .as_u64()
+            .unwrap()
+            > 5
+    );
+    assert!(
+        steps(&outcome)
+            .iter()
+            .any(|s| s.starts_with("alarm-rollback stopped d-REHEARSAL1")),
+        "{:#?}",
+        steps(&outcome)
+    );
+}
+
+#[tokio::test]
+async fn without_arguments_the_rehearsal_runs_healthy_then_broken_and_prints_a_timeline() {
+    let output = greenlight(&["rehearse"]).await;
+    assert_eq!(output.status.code(), Some(0));
+    let out = text(&output.stdout);
+    let healthy = out.find("scenario Healthy").expect("healthy first");
+    let broken = out.find("scenario Broken").expect("then broken");
+    assert!(healthy < broken);
+    assert!(
+        out.contains("healthy  promoted: production is on green 2.0.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("broken   rolled back: production is on blue 1.0.0"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_function_binary_is_a_configuration_error_that_says_what_to_build() {
+    let output = greenlight(&["rehearse", "healthy", "--functions-dir", "/nonexistent"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot find the after-allow-test-traffic binary in /nonexistent: build the functions first"), "{}", text(&output.stderr));
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_every_process_the_rehearsal_started() {
+    let mut child = Command::new(GREENLIGHT)
+        .args(["rehearse", "healthy"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    // Wait until the rehearsal has started its three function processes.
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut children = Vec::new();
+    while Instant::now() < until {
+        children = child_pids(pid);
+        if children.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        children.len() >= 3,
+        "the rehearsal started its function processes: {children:?}"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after Ctrl-C")
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    for child in children {
+        let until = Instant::now() + Duration::from_secs(5);
+        while alive(child) && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!alive(child), "function process {child} was stopped");
+    }
+}
+
+fn child_pids(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The fields after the command name (which is in parentheses): state, ppid, …
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        if after.split_whitespace().nth(1) == Some(&parent.to_string()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn verify_passes_against_a_healthy_service_and_fails_against_a_broken_one() {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plans/rehearsal.yaml");
+    let plan = plan.to_str().unwrap();
+    let healthy = DemoApp {
+        color: "green".into(),
+        version: "2.0.0".into(),
+        mode: Mode::Healthy,
+    }
+    .serve("127.0.0.1:0")
+    .await
+    .unwrap();
+    let output = greenlight(&["verify", "--plan", plan, "--target", &healthy.url()]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let out = text(&output.stdout);
+    assert!(out.contains("PASSED  health"), "{out}");
+    assert!(out.contains("verdict: SUCCEEDED"), "{out}");
+
+    let broken = DemoApp {
+        color: "green".into(),
+        version: "2.0.0".into(),
+        mode: Mode::Broken,
+    }
+    .serve("127.0.0.1:0")
+    .await
+    .unwrap();
+    let output = greenlight(&[
+        "verify",
+        "--plan",
+        plan,
+        "--target",
+        &broken.url(),
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let verdict: Value = serde_json::from_slice(&output.stdout).expect("JSON verdict");
+    assert_eq!(verdict["status"], "Failed");
+    let orders = verdict["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "list-orders")
+        .unwrap();
+    assert_eq!(orders["outcome"], "failed");
+    assert_eq!(orders["status"], 500);
+}
+
+#[tokio::test]
+async fn verify_with_a_bad_plan_is_a_configuration_error() {
+    let dir = std::env::temp_dir().join(format!("greenlight-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plan = dir.join("bad.yaml");
+    std::fs::write(
+        &plan,
+        "version: 1\nchecks: [{name: a, path: /, expect: {stauts: 200}}]\n",
+    )
+    .unwrap();
+    let output = greenlight(&[
+        "verify",
+        "--plan",
+        plan.to_str().unwrap(),
+        "--target",
+        "http://127.0.0.1:9",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("checks[0].expect.stauts: unknown field `stauts`"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let output = greenlight(&["plan", "check", plan.to_str().unwrap()]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stdout).contains("invalid:")
+            && text(&output.stdout).contains("checks[0].expect.stauts"),
+        "{}",
+        text(&output.stdout)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn plan_check_describes_a_valid_plan_and_notes_unset_variables() {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plans/api.yaml");
+    let output = Command::new(GREENLIGHT)
+        .args(["plan", "check", plan.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env_remove("SMOKE_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains("valid:") && out.contains("- list-orders: GET /api/orders?limit=1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("environment variable SMOKE_TOKEN is not set"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_help_teaches() {
+    assert_eq!(
+        greenlight(&["verify", "--format", "yaml"])
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
+    let help = text(&greenlight(&["--help"]).await.stdout);
+    assert!(
+        help.contains("greenlight rehearse") && help.contains("Examples:"),
+        "{help}"
+    );
+}
