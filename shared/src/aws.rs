@@ -142,3 +142,56 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+type Build<T> =
+    std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync>;
+
+/// Something built once, in the background from start-up: loading the AWS configuration and the
+/// TLS roots then overlaps the wait for the first event instead of delaying it. The first use
+/// waits for it; if the background build failed, it is built again where it is needed.
+pub enum Prepared<T> {
+    /// Already built (tests, or when there is nothing to overlap).
+    Ready(T),
+    Background {
+        value: tokio::sync::OnceCell<T>,
+        pending: std::sync::Mutex<Option<tokio::task::JoinHandle<T>>>,
+        build: Build<T>,
+    },
+}
+
+impl<T: Send + Sync + 'static> Prepared<T> {
+    /// Starts building now, on the runtime's worker threads. Needs a Tokio runtime.
+    pub fn in_background<F, Fut>(build: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let build: Build<T> = std::sync::Arc::new(move || Box::pin(build()));
+        let task = tokio::spawn(build());
+        Prepared::Background {
+            value: tokio::sync::OnceCell::new(),
+            pending: std::sync::Mutex::new(Some(task)),
+            build,
+        }
+    }
+
+    pub async fn get(&self) -> &T {
+        match self {
+            Prepared::Ready(value) => value,
+            Prepared::Background { value, pending, build } => {
+                value
+                    .get_or_init(|| async {
+                        let task = pending.lock().ok().and_then(|mut p| p.take());
+                        if let Some(task) = task {
+                            match task.await {
+                                Ok(built) => return built,
+                                Err(e) => tracing::error!(error = %e, "building an AWS client in the background failed; building it again"),
+                            }
+                        }
+                        build().await
+                    })
+                    .await
+            }
+        }
+    }
+}

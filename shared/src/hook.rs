@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::aws::Prepared;
 use crate::codedeploy::{
     parse_lifecycle_event, CodeDeployReporter, EventError, ReportError, Reported,
 };
@@ -68,21 +69,32 @@ pub struct HookResponse {
 pub struct CodeDeployHook {
     lifecycle_event: String,
     setup: Result<(reqwest::Client, Arc<Plan>), String>,
-    reporter: CodeDeployReporter,
+    reporter: Prepared<CodeDeployReporter>,
 }
 
 impl CodeDeployHook {
     /// Reads the plan and AWS configuration from the environment. Never fails: a set-up problem
     /// (such as a bad plan) fails every verification with that problem as the reason.
     pub async fn from_env(lifecycle_event: &str) -> Self {
-        let sdk_config = crate::aws::load_sdk_config().await;
+        let reporter = Prepared::in_background(|| async {
+            CodeDeployReporter::new(&crate::aws::load_sdk_config().await)
+        });
         let plan = PlanSettings::from_env().load(&|name| std::env::var(name).ok());
-        Self::new(lifecycle_event, &sdk_config, plan)
+        Self::with_reporter(lifecycle_event, reporter, plan)
     }
 
     pub fn new(
         lifecycle_event: &str,
         sdk_config: &aws_config::SdkConfig,
+        plan: Result<Plan, PlanError>,
+    ) -> Self {
+        let reporter = Prepared::Ready(CodeDeployReporter::new(sdk_config));
+        Self::with_reporter(lifecycle_event, reporter, plan)
+    }
+
+    fn with_reporter(
+        lifecycle_event: &str,
+        reporter: Prepared<CodeDeployReporter>,
         plan: Result<Plan, PlanError>,
     ) -> Self {
         let setup = match (plan, crate::http::build_check_client()) {
@@ -99,7 +111,7 @@ impl CodeDeployHook {
         CodeDeployHook {
             lifecycle_event: lifecycle_event.to_string(),
             setup,
-            reporter: CodeDeployReporter::new(sdk_config),
+            reporter,
         }
     }
 
@@ -132,6 +144,8 @@ impl CodeDeployHook {
 
         match self
             .reporter
+            .get()
+            .await
             .report_status(&event, verdict.status, report_by)
             .await
         {

@@ -36,6 +36,8 @@ pub struct Received {
 pub struct GreenServer {
     server: LoopbackServer,
     received: Arc<Mutex<Vec<Received>>>,
+    /// How long the server itself took to answer each request.
+    busy: Arc<Mutex<Vec<Duration>>>,
 }
 
 impl GreenServer {
@@ -43,6 +45,8 @@ impl GreenServer {
         let received = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicU32::new(0));
         let log = received.clone();
+        let busy = Arc::new(Mutex::new(Vec::new()));
+        let busy_log = busy.clone();
         let server = LoopbackServer::start(move |request| {
             let behaviour = behaviour.clone();
             let n = count.fetch_add(1, Ordering::SeqCst);
@@ -65,8 +69,10 @@ impl GreenServer {
                 .iter()
                 .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or_default()))
                 .collect();
+            let busy_log = busy_log.clone();
+            let started = std::time::Instant::now();
             async move {
-                match behaviour {
+                let response = match behaviour {
                     Behaviour::Healthy => healthy(&path, "green", "2.0.0"),
                     Behaviour::ServesBlue => healthy(&path, "blue", "1.0.0"),
                     Behaviour::Status(code) => respond(code, "text/plain", "internal error"),
@@ -78,12 +84,18 @@ impl GreenServer {
                     }
                     Behaviour::Hangs => std::future::pending().await,
                     Behaviour::EchoesHeaders => respond(200, "text/plain", echoed),
-                }
+                };
+                busy_log.lock().unwrap().push(started.elapsed());
+                response
             }
         })
         .await
         .expect("start the green server on 127.0.0.1");
-        GreenServer { server, received }
+        GreenServer {
+            server,
+            received,
+            busy,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -92,6 +104,11 @@ impl GreenServer {
 
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The time the server itself spent answering, summed over every request so far.
+    pub fn busy_time(&self) -> Duration {
+        self.busy.lock().unwrap().iter().sum()
     }
 }
 

@@ -41,26 +41,31 @@ struct State {
     waiting: HashMap<String, oneshot::Sender<InvocationResult>>,
     init_error: Option<String>,
     next_id: u64,
+    /// When the function first asked for an invocation: the end of its initialisation.
+    first_poll: Option<std::time::Instant>,
 }
 
 pub struct RuntimeApi {
     server: LoopbackServer,
     state: Arc<Mutex<State>>,
     queued: Arc<Notify>,
+    polled: Arc<Notify>,
 }
 
 impl RuntimeApi {
     pub async fn start() -> Self {
         let state = Arc::new(Mutex::new(State::default()));
-        let queued = Arc::new(Notify::new());
-        let (s, q) = (state.clone(), queued.clone());
-        let server = LoopbackServer::start(move |request| route(request, s.clone(), q.clone()))
-            .await
-            .expect("start the Runtime API emulator on 127.0.0.1");
+        let (queued, polled) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let (s, q, p) = (state.clone(), queued.clone(), polled.clone());
+        let server =
+            LoopbackServer::start(move |request| route(request, s.clone(), q.clone(), p.clone()))
+                .await
+                .expect("start the Runtime API emulator on 127.0.0.1");
         RuntimeApi {
             server,
             state,
             queued,
+            polled,
         }
     }
 
@@ -95,6 +100,29 @@ impl RuntimeApi {
         }
     }
 
+    /// When the function first polled `GET /invocation/next`, i.e. finished initialising.
+    pub fn first_poll(&self) -> Option<std::time::Instant> {
+        self.state.lock().unwrap().first_poll
+    }
+
+    /// Waits (at most `limit`) for the function's first poll.
+    pub async fn wait_for_first_poll(&self, limit: Duration) -> Option<std::time::Instant> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(at) = self.first_poll() {
+                return Some(at);
+            }
+            if tokio::time::Instant::now() >= until {
+                return None;
+            }
+            let notified = self.polled.notified();
+            if self.first_poll().is_some() {
+                continue;
+            }
+            let _ = tokio::time::timeout_at(until, notified).await;
+        }
+    }
+
     /// The error the function reported during initialisation, if any.
     pub fn init_error(&self) -> Option<String> {
         self.state.lock().unwrap().init_error.clone()
@@ -105,12 +133,20 @@ async fn route(
     request: Request<Bytes>,
     state: Arc<Mutex<State>>,
     queued: Arc<Notify>,
+    polled: Arc<Notify>,
 ) -> HttpResponse {
     let path = request.uri().path().to_string();
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return respond(404, "text/plain", "not a Runtime API path");
     };
     if rest == "/invocation/next" {
+        state
+            .lock()
+            .unwrap()
+            .first_poll
+            .get_or_insert_with(std::time::Instant::now);
+        polled.notify_waiters();
+        polled.notify_waiters();
         loop {
             let notified = queued.notified();
             if let Some(next) = state.lock().unwrap().queue.pop_front() {
@@ -177,7 +213,19 @@ pub struct FunctionProcess {
 impl FunctionProcess {
     /// Starts `binary` with the Lambda environment pointing at `api`, plus `env`.
     pub fn spawn(binary: &Path, api: &RuntimeApi, env: &[(&str, String)]) -> std::io::Result<Self> {
-        let mut command = tokio::process::Command::new(binary);
+        Self::spawn_with_args(binary, &[], api, env)
+    }
+
+    /// Like [`FunctionProcess::spawn`], for a program that needs arguments (an interpreter and
+    /// its script, say).
+    pub fn spawn_with_args(
+        program: &Path,
+        args: &[&str],
+        api: &RuntimeApi,
+        env: &[(&str, String)],
+    ) -> std::io::Result<Self> {
+        let mut command = tokio::process::Command::new(program);
+        command.args(args);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -187,6 +235,7 @@ impl FunctionProcess {
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
             .env("AWS_REGION", "us-east-1")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "AKIDLOCAL")
             .env("AWS_SECRET_ACCESS_KEY", "local-secret")
             .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -231,6 +280,18 @@ impl FunctionProcess {
     /// True while the process runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id, while it runs.
+    pub fn id(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Peak resident memory so far (VmHWM), in KiB; Linux only.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()?)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     pub async fn stop(mut self) {

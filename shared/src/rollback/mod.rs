@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::alarm::{parse_alarm_event, AlarmEvent, AlarmEventError, STATE_CHANGE};
-use crate::aws::{call_until, AwsError};
+use crate::aws::{call_until, AwsError, Prepared};
 use crate::deadline::Deadline;
 pub use codedeploy::CodeDeployController;
 pub use ecs::EcsController;
@@ -174,38 +174,56 @@ impl From<RollbackError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The alarm-rollback function, set up once per process.
-pub struct AlarmRollback {
-    settings: RollbackSettings,
+/// The AWS clients alarm-rollback calls.
+struct Clients {
     codedeploy: CodeDeployController,
     ecs: EcsController,
     cloudwatch: aws_sdk_cloudwatch::Client,
-    stopped: Mutex<HashMap<String, Instant>>,
 }
 
-impl AlarmRollback {
-    pub async fn from_env() -> Self {
-        Self::new(
-            RollbackSettings::from_env(),
-            &crate::aws::load_sdk_config().await,
-        )
-    }
-
-    pub fn new(settings: RollbackSettings, sdk_config: &aws_config::SdkConfig) -> Self {
-        if let Some(Err(problem)) = &settings.mapping {
-            tracing::error!(error = %problem, "the alarm mapping is unusable; tags and discovery still apply");
-        }
+impl Clients {
+    fn new(sdk_config: &aws_config::SdkConfig) -> Self {
         let cloudwatch = aws_sdk_cloudwatch::Client::from_conf(
             aws_sdk_cloudwatch::config::Builder::from(sdk_config)
                 .retry_config(crate::aws::retry_config())
                 .timeout_config(crate::aws::timeout_config())
                 .build(),
         );
-        AlarmRollback {
+        Clients {
             codedeploy: CodeDeployController::new(sdk_config),
             ecs: EcsController::new(sdk_config),
             cloudwatch,
+        }
+    }
+}
+
+/// The alarm-rollback function, set up once per process.
+pub struct AlarmRollback {
+    settings: RollbackSettings,
+    clients: Prepared<Clients>,
+    stopped: Mutex<HashMap<String, Instant>>,
+}
+
+impl AlarmRollback {
+    /// Reads the settings now; the AWS clients are built in the background meanwhile.
+    pub async fn from_env() -> Self {
+        let clients = Prepared::in_background(|| async {
+            Clients::new(&crate::aws::load_sdk_config().await)
+        });
+        Self::with_clients(RollbackSettings::from_env(), clients)
+    }
+
+    pub fn new(settings: RollbackSettings, sdk_config: &aws_config::SdkConfig) -> Self {
+        Self::with_clients(settings, Prepared::Ready(Clients::new(sdk_config)))
+    }
+
+    fn with_clients(settings: RollbackSettings, clients: Prepared<Clients>) -> Self {
+        if let Some(Err(problem)) = &settings.mapping {
+            tracing::error!(error = %problem, "the alarm mapping is unusable; tags and discovery still apply");
+        }
+        AlarmRollback {
             settings,
+            clients,
             stopped: Mutex::new(HashMap::new()),
         }
     }
@@ -313,6 +331,9 @@ impl AlarmRollback {
 
         if let Some(applications) = &self.settings.discovery {
             match self
+                .clients
+                .get()
+                .await
                 .codedeploy
                 .groups_watching(&event.alarm_name, applications.as_deref(), deadline)
                 .await
@@ -339,11 +360,9 @@ impl AlarmRollback {
         arn: &str,
         deadline: Deadline,
     ) -> Result<BTreeMap<String, String>, AwsError> {
+        let cloudwatch = &self.clients.get().await.cloudwatch;
         let out = call_until("ListTagsForResource", deadline, || {
-            self.cloudwatch
-                .list_tags_for_resource()
-                .resource_arn(arn)
-                .send()
+            cloudwatch.list_tags_for_resource().resource_arn(arn).send()
         })
         .await?;
         Ok(out
@@ -364,12 +383,20 @@ impl AlarmRollback {
                 application,
                 deployment_group,
             } => {
-                self.codedeploy
+                self.clients
+                    .get()
+                    .await
+                    .codedeploy
                     .in_flight(application, deployment_group, deadline)
                     .await
             }
             Target::Ecs { cluster, service } => {
-                self.ecs.in_flight(cluster, service, deadline).await
+                self.clients
+                    .get()
+                    .await
+                    .ecs
+                    .in_flight(cluster, service, deadline)
+                    .await
             }
         };
         let deployments = match in_flight {
@@ -418,8 +445,22 @@ impl AlarmRollback {
                 continue;
             }
             let stopped = match target {
-                Target::CodeDeploy { .. } => self.codedeploy.stop(&deployment.id, deadline).await,
-                Target::Ecs { .. } => self.ecs.stop(&deployment.id, deadline).await,
+                Target::CodeDeploy { .. } => {
+                    self.clients
+                        .get()
+                        .await
+                        .codedeploy
+                        .stop(&deployment.id, deadline)
+                        .await
+                }
+                Target::Ecs { .. } => {
+                    self.clients
+                        .get()
+                        .await
+                        .ecs
+                        .stop(&deployment.id, deadline)
+                        .await
+                }
             };
             match stopped {
                 Ok(StopOutcome::Requested(status)) => {
