@@ -11,8 +11,35 @@ use aws_sdk_codedeploy::error::{ProvideErrorMetadata, SdkError};
 
 use crate::deadline::Deadline;
 
+/// Credentials and region come from where Lambda puts them, and nowhere else: the environment
+/// (`AWS_ACCESS_KEY_ID`, …; `AWS_REGION`), or the container credentials endpoint Lambda names
+/// in `AWS_CONTAINER_CREDENTIALS_FULL_URI` (SnapStart). The default chain would go on to the EC2
+/// instance metadata service, which a function never needs and which, off Lambda, means network
+/// calls to 169.254.169.254 and seconds of waiting before the hook could report.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
+    use aws_config::meta::credentials::CredentialsProviderChain;
+    use aws_config::meta::region::RegionProviderChain;
+    let region = RegionProviderChain::first_try(
+        aws_config::environment::EnvironmentVariableRegionProvider::new(),
+    );
+    let region = match region.region().await {
+        Some(region) => region,
+        None => {
+            tracing::warn!("AWS_REGION is not set; using us-east-1");
+            aws_config::Region::new("us-east-1")
+        }
+    };
+    let credentials = CredentialsProviderChain::first_try(
+        "Environment",
+        aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+    )
+    .or_else(
+        "LambdaContainer",
+        aws_config::ecs::EcsCredentialsProvider::builder().build(),
+    );
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
         .load()
         .await
 }
@@ -129,6 +156,22 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
             }
         }
         SdkError::TimeoutError(_) => Ok("timed out".into()),
+        // The request could not even be built. Retrying will not help.
+        SdkError::ConstructionFailure(_) => Err(AwsError::Service {
+            code: "RequestNotSent".into(),
+            message: root_cause(error),
+        }),
+        // No credentials to sign with: nothing was sent, and nothing will change before the deadline.
+        SdkError::DispatchFailure(failure)
+            if !failure.is_io()
+                && !failure.is_timeout()
+                && root_cause(error).contains("credential") =>
+        {
+            Err(AwsError::Service {
+                code: "NoCredentials".into(),
+                message: root_cause(error),
+            })
+        }
         other => Ok(root_cause(other)),
     }
 }

@@ -70,7 +70,7 @@ pub enum Reported {
 pub enum ReportError {
     #[error("access denied reporting to CodeDeploy ({0}): the function's role needs codedeploy:PutLifecycleEventHookExecutionStatus on this deployment group; the deployment will wait up to an hour for this hook")]
     AccessDenied(String),
-    #[error("CodeDeploy rejected the status: {code}: {message}")]
+    #[error("the status could not be reported to CodeDeploy: {code}: {message}")]
     Rejected { code: String, message: String },
     #[error("could not report to CodeDeploy before the deadline after {attempts} attempts; last error: {last_error}")]
     OutOfTime { attempts: u32, last_error: String },

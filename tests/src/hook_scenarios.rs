@@ -117,3 +117,50 @@ pub async fn broken_plan_is_reported_failed(binary: &Path, sample_event: &Path) 
     assert_eq!(fake.reported_statuses(), vec!["Failed"]);
     function.stop().await;
 }
+
+/// Without credentials in the environment the hook cannot report; it says so at once, without
+/// waiting out its deadline or looking for credentials anywhere else (no instance metadata).
+pub async fn missing_credentials_fail_fast(binary: &Path, sample_event: &Path) {
+    let sample = read_event(sample_event);
+    let (fake, green, api) = (
+        FakeCodeDeploy::start().await,
+        GreenServer::start(Behaviour::Healthy).await,
+        RuntimeApi::start().await,
+    );
+    let function = FunctionProcess::spawn(
+        binary,
+        &api,
+        &[
+            ("AWS_ENDPOINT_URL_CODEDEPLOY", fake.url()),
+            ("GREENLIGHT_TEST_URL", green.url()),
+            ("AWS_ACCESS_KEY_ID", String::new()),
+            ("AWS_SECRET_ACCESS_KEY", String::new()),
+        ],
+    )
+    .expect("start the function binary");
+    let started = std::time::Instant::now();
+    let answer = api.invoke(sample, Duration::from_secs(20)).await;
+    match &answer {
+        InvocationResult::Error {
+            error_type,
+            error_message,
+        } => {
+            assert_eq!(error_type, "ReportFailed");
+            assert!(
+                error_message.to_lowercase().contains("credentials"),
+                "{error_message}"
+            );
+        }
+        other => panic!("expected a report failure, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "failed fast, not at the deadline: {:?} {answer:?}",
+        started.elapsed()
+    );
+    assert!(
+        fake.calls().is_empty(),
+        "nothing unsigned reached CodeDeploy"
+    );
+    function.stop().await;
+}

@@ -20,3 +20,8 @@ async fn serves_a_bad_event_then_reports_good_ones_in_the_same_process() {
 async fn a_broken_plan_is_reported_failed_not_crashed() {
     hook_scenarios::broken_plan_is_reported_failed(Path::new(BINARY), Path::new(EVENT)).await;
 }
+
+#[tokio::test]
+async fn missing_credentials_fail_fast() {
+    hook_scenarios::missing_credentials_fail_fast(Path::new(BINARY), Path::new(EVENT)).await;
+}
