@@ -62,20 +62,26 @@ pub async fn run(plan_file: Option<PathBuf>, target: Option<String>, format: For
             let n = done.fetch_add(1, Ordering::SeqCst) + 1;
             let mut out = std::io::stdout().lock();
             if terminal {
-                let _ = write!(out, "\r\x1b[2K");
-            }
-            let _ = writeln!(out, "{}", style::check_line(&report.line(width)));
-            if terminal && n < total {
+                // One live status line; the table at the end has the details.
                 let _ = write!(
                     out,
-                    "{}",
-                    style::dim(&format!("  … {n}/{total} done, {} running", total - n))
+                    "\r\x1b[2K{}",
+                    style::dim(&format!(
+                        "  {n}/{total} done, last: {} {}",
+                        report.name,
+                        report.outcome.label()
+                    ))
                 );
+            } else {
+                let _ = writeln!(out, "{}", report.line(width));
             }
             let _ = out.flush();
         },
     )
     .await;
+    if terminal {
+        print!("\r\x1b[2K");
+    }
     match format {
         Format::Json => match serde_json::to_string_pretty(&verdict) {
             Ok(json) => println!("{json}"),
@@ -85,13 +91,19 @@ pub async fn run(plan_file: Option<PathBuf>, target: Option<String>, format: For
             }
         },
         Format::Text => {
+            if !terminal {
+                println!();
+            }
+            for report in &verdict.checks {
+                println!("{}", style::check_line(&report.line(width)));
+            }
             let word = if verdict.succeeded() {
                 style::good("SUCCEEDED")
             } else {
                 style::bad("FAILED")
             };
             println!(
-                "\nverdict: {word} in {} - {}",
+                "verdict: {word} in {} - {}",
                 greenlight::duration::format_duration(verdict.elapsed),
                 verdict.reason
             );

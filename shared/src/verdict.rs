@@ -123,10 +123,11 @@ impl Verdict {
         let (status, reason) = if checks.is_empty() {
             (VerdictStatus::Failed, "no checks ran".to_string())
         } else if not_passed.is_empty() {
-            (
-                VerdictStatus::Succeeded,
-                format!("all {} checks passed", checks.len()),
-            )
+            let reason = match checks.len() {
+                1 => "the check passed".to_string(),
+                n => format!("all {n} checks passed"),
+            };
+            (VerdictStatus::Succeeded, reason)
         } else {
             let details = not_passed
                 .iter()
