@@ -403,17 +403,20 @@ fn check_reason(check: &Value) -> String {
 async fn bake(stack: &Stack, t: &mut Timeline) -> anyhow::Result<Option<String>> {
     let client = reqwest::Client::new();
     let url = format!("{}/api/orders", stack.production.url());
+    // Requests start at a steady rate whatever their latency, as production traffic does; the
+    // in-flight ones are dropped with the task when the wait ends.
     let load = tokio::spawn(async move {
         let mut tick = tokio::time::interval(LOAD_INTERVAL);
         let requests = (TERMINATION_WAIT.as_millis() / LOAD_INTERVAL.as_millis()) as usize;
+        let mut in_flight = tokio::task::JoinSet::new();
         for _ in 0..requests {
             tick.tick().await;
-            let _ = client
-                .get(&url)
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
+            let request = client.get(&url).timeout(Duration::from_secs(2));
+            in_flight.spawn(async move {
+                let _ = request.send().await;
+            });
         }
+        while in_flight.join_next().await.is_some() {}
     });
     let _stop_load = AbortOnDrop(load);
     let mut previous = stack.production.counts().green_5xx;
