@@ -75,7 +75,8 @@ pub struct CodeDeployHook {
 impl CodeDeployHook {
     /// Reads the plan and AWS configuration from the environment. Never fails: a set-up problem
     /// (such as a bad plan) fails every verification with that problem as the reason.
-    pub async fn from_env(lifecycle_event: &str) -> Self {
+    /// Needs a Tokio runtime: the AWS client is built on a background task.
+    pub fn from_env(lifecycle_event: &str) -> Self {
         let reporter = Prepared::in_background(|| async {
             CodeDeployReporter::new(&crate::aws::load_sdk_config().await)
         });

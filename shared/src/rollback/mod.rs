@@ -206,7 +206,7 @@ pub struct AlarmRollback {
 
 impl AlarmRollback {
     /// Reads the settings now; the AWS clients are built in the background meanwhile.
-    pub async fn from_env() -> Self {
+    pub fn from_env() -> Self {
         let clients = Prepared::in_background(|| async {
             Clients::new(&crate::aws::load_sdk_config().await)
         });
