@@ -26,8 +26,10 @@ const TERMINATION_WAIT: Duration = Duration::from_secs(3);
 /// The 5xx alarm: more than this many 5xx answers from green in one evaluation period.
 const ALARM_THRESHOLD: u64 = 5;
 const ALARM_PERIOD: Duration = Duration::from_millis(500);
-/// One production request every so often during the termination wait.
+/// One production request every so often, for the whole rehearsal.
 const LOAD_INTERVAL: Duration = Duration::from_millis(20);
+/// A bound on the production traffic of one rehearsal (ten minutes' worth).
+const MAX_PRODUCTION_REQUESTS: usize = 30_000;
 /// The plan the rehearsal's hooks run (the same file users can read).
 const PLAN: &str = include_str!("../../../examples/plans/rehearsal.yaml");
 
@@ -129,6 +131,7 @@ pub async fn rehearse(
             stack.test.url()
         ),
     );
+    let _traffic = production_traffic(&stack.production.url());
     let outcome = walk(scenario, &mut stack, &mut t).await;
     if verbose {
         for function in stack
@@ -398,27 +401,29 @@ fn check_reason(check: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// The termination wait: production traffic to green, a 5xx alarm on green evaluated every
-/// period. `Some(reason)` when the deployment was stopped.
-async fn bake(stack: &Stack, t: &mut Timeline) -> anyhow::Result<Option<String>> {
+/// Production traffic through the production listener for the whole rehearsal: requests start at
+/// a steady rate whatever their latency, as real traffic does, and stop (in-flight ones too) when
+/// the returned guard is dropped. Bounded: at most one rehearsal's worth of requests.
+fn production_traffic(listener: &str) -> AbortOnDrop {
     let client = reqwest::Client::new();
-    let url = format!("{}/api/orders", stack.production.url());
-    // Requests start at a steady rate whatever their latency, as production traffic does; the
-    // in-flight ones are dropped with the task when the wait ends.
-    let load = tokio::spawn(async move {
+    let url = format!("{listener}/api/orders");
+    AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(LOAD_INTERVAL);
-        let requests = (TERMINATION_WAIT.as_millis() / LOAD_INTERVAL.as_millis()) as usize;
         let mut in_flight = tokio::task::JoinSet::new();
-        for _ in 0..requests {
+        for _ in 0..MAX_PRODUCTION_REQUESTS {
             tick.tick().await;
             let request = client.get(&url).timeout(Duration::from_secs(2));
             in_flight.spawn(async move {
                 let _ = request.send().await;
             });
+            while in_flight.try_join_next().is_some() {}
         }
-        while in_flight.join_next().await.is_some() {}
-    });
-    let _stop_load = AbortOnDrop(load);
+    }))
+}
+
+/// The termination wait: production traffic reaches green while a 5xx alarm on green is evaluated
+/// every period. `Some(reason)` when the deployment was stopped.
+async fn bake(stack: &Stack, t: &mut Timeline) -> anyhow::Result<Option<String>> {
     let mut previous = stack.production.counts().green_5xx;
     let periods = (TERMINATION_WAIT.as_millis() / ALARM_PERIOD.as_millis()) as usize;
     for _ in 0..periods {

@@ -63,6 +63,15 @@ pub async fn run(
             return 2;
         }
     };
+    // Ctrl-C is caught from here on, before anything starts: the rehearsal can start its processes
+    // within its first poll, and an interrupt must never leave them running.
+    let mut interrupt = match Interrupt::catch() {
+        Ok(interrupt) => interrupt,
+        Err(e) => {
+            eprintln!("greenlight: cannot catch Ctrl-C: {e}");
+            return 2;
+        }
+    };
     let live = format == Format::Text;
     let mut outcomes = Vec::new();
     for scenario in scenarios {
@@ -76,12 +85,13 @@ pub async fn run(
         }
         let rehearsal = deployment::rehearse(scenario, &functions_dir, live, verbose);
         let outcome = tokio::select! {
-            outcome = rehearsal => outcome,
-            _ = tokio::signal::ctrl_c() => {
+            biased;
+            _ = interrupt.recv() => {
                 // Leaving the select drops the rehearsal: servers close, function processes are killed.
                 eprintln!("\ngreenlight: interrupted; every server and function process of the rehearsal is stopped");
                 return 130;
             }
+            outcome = rehearsal => outcome,
         };
         match outcome {
             Ok(outcome) => outcomes.push(outcome),
@@ -135,4 +145,28 @@ fn default_functions_dir() -> Result<PathBuf, String> {
     exe.parent()
         .map(PathBuf::from)
         .ok_or_else(|| "cannot tell where greenlight is".to_string())
+}
+
+/// Ctrl-C, caught from the moment this is created.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn catch() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        return Ok(Interrupt {
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?,
+        });
+        #[cfg(not(unix))]
+        return Ok(Interrupt {});
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
