@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -24,10 +24,6 @@ pub const POST_TEST_TRAFFIC_SHIFT: &str = "POST_TEST_TRAFFIC_SHIFT";
 pub const POST_PRODUCTION_TRAFFIC_SHIFT: &str = "POST_PRODUCTION_TRAFFIC_SHIFT";
 /// The key under `hookDetails` where greenlight keeps its progress across invocations.
 const PROGRESS_KEY: &str = "greenlight";
-/// Time kept after verification so the answer reaches ECS inside the Lambda deadline.
-const MIN_RESERVE: Duration = Duration::from_secs(1);
-const MAX_RESERVE: Duration = Duration::from_secs(5);
-const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// `SUCCEEDED`, `FAILED` or `IN_PROGRESS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -232,9 +228,8 @@ impl EcsHook {
             (Err(e), _) => (Verdict::not_run(e.to_string()), None),
             (_, Err(problem)) => (Verdict::not_run(problem), None),
             (Ok((plan, spec)), Ok(client)) => {
-                let lambda = trusted_deadline(lambda_deadline);
-                let reserve = (lambda.remaining() / 5).clamp(MIN_RESERVE, MAX_RESERVE);
-                let verify_by = lambda.minus(reserve).earliest(Deadline::after(plan.budget));
+                let verify_by =
+                    Deadline::of_invocation(lambda_deadline).for_verification(plan.budget);
                 (
                     verify_isolated(client.clone(), plan, verify_by).await,
                     Some(spec),
@@ -369,13 +364,6 @@ fn stage_plans(
         .collect()
 }
 
-fn trusted_deadline(lambda_deadline: SystemTime) -> Deadline {
-    match lambda_deadline.duration_since(SystemTime::now()) {
-        Ok(remaining) if remaining <= LAMBDA_MAX => Deadline::after(remaining),
-        _ => Deadline::after(LAMBDA_MAX),
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -386,6 +374,7 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn reads_the_wrapped_and_the_flat_shape() {

@@ -19,13 +19,8 @@ use crate::plan::{Plan, PlanError, PlanSettings};
 use crate::verdict::Verdict;
 use crate::verify::verify_isolated;
 
-/// Time kept after verification for reporting: a fifth of the invocation, between these bounds.
-const MIN_REPORT_RESERVE: Duration = Duration::from_secs(1);
-const MAX_REPORT_RESERVE: Duration = Duration::from_secs(5);
 /// Reporting stops this long before the Lambda deadline, so the invocation can still return.
 const RETURN_MARGIN: Duration = Duration::from_millis(200);
-/// Longest a Lambda invocation can run; a deadline further away than this is not trusted.
-const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
 
 /// Why a hook invocation ended in error (the verdict may still have been reported).
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +120,7 @@ impl CodeDeployHook {
         let event = parse_lifecycle_event(&payload).inspect_err(|e| {
             tracing::error!(lifecycle_event = %self.lifecycle_event, error = %e, "cannot report this event to CodeDeploy");
         })?;
-        let lambda = trusted_deadline(lambda_deadline);
-        let reserve = (lambda.remaining() / 5).clamp(MIN_REPORT_RESERVE, MAX_REPORT_RESERVE);
+        let lambda = Deadline::of_invocation(lambda_deadline);
         let report_by = lambda.minus(RETURN_MARGIN);
         let deployment_id = event.deployment_id.clone();
         tracing::info!(lifecycle_event = %self.lifecycle_event, deployment_id, remaining_ms = lambda.remaining().as_millis() as u64, "verifying green");
@@ -134,7 +128,7 @@ impl CodeDeployHook {
         let verdict = match &self.setup {
             Err(problem) => Verdict::not_run(problem.clone()),
             Ok((client, plan)) => {
-                let verify_by = lambda.minus(reserve).earliest(Deadline::after(plan.budget));
+                let verify_by = lambda.for_verification(plan.budget);
                 verify_isolated(client.clone(), plan.clone(), verify_by).await
             }
         };
@@ -167,20 +161,6 @@ impl CodeDeployHook {
                     source,
                 })
             }
-        }
-    }
-}
-
-/// The Lambda deadline, unless it is missing or absurd (as under some local emulators): then
-/// assume the longest invocation Lambda allows.
-fn trusted_deadline(lambda_deadline: SystemTime) -> Deadline {
-    match lambda_deadline.duration_since(SystemTime::now()) {
-        Ok(remaining) if remaining <= LAMBDA_MAX => Deadline::after(remaining),
-        _ => {
-            tracing::warn!(
-                "the invocation deadline is missing or implausible; assuming 15 minutes"
-            );
-            Deadline::after(LAMBDA_MAX)
         }
     }
 }
