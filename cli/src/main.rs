@@ -4,6 +4,7 @@
 //! Exit codes: 0 passed, 1 verification failed (or a rehearsal ended unlike it should), 2 usage or
 //! configuration error.
 
+mod output;
 mod plan_cmd;
 mod rehearse;
 mod style;
@@ -75,10 +76,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PlanCommand {
-    /// Validate a plan and explain each problem with its field path (exit 0 valid, 2 invalid).
+    /// Validate a plan exactly as the hooks do, and explain each problem with its field path.
+    ///
+    /// Exit 0: valid, and this shell's environment fills in every ${VAR}. Exit 1: valid, but
+    /// in this shell the hooks would reject it (an unset variable, a value that is not a URL);
+    /// the function's environment must supply what is listed. Exit 2: the plan itself is invalid.
     Check {
-        /// The plan file (YAML or JSON).
+        /// The plan file (YAML or JSON), or - for standard input.
         file: PathBuf,
+        /// The base URL relative paths are joined to (default: GREENLIGHT_TEST_URL, else a placeholder).
+        #[arg(long, value_name = "URL")]
+        target: Option<String>,
     },
 }
 
@@ -96,7 +104,7 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("greenlight: cannot start the async runtime: {e}");
+            output::error(format!("greenlight: cannot start the async runtime: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -108,8 +116,8 @@ fn main() -> ExitCode {
                 format,
             } => verify_cmd::run(plan, target, format).await,
             Command::Plan {
-                command: PlanCommand::Check { file },
-            } => plan_cmd::check(&file),
+                command: PlanCommand::Check { file, target },
+            } => plan_cmd::check(&file, target),
             Command::Rehearse {
                 scenarios,
                 functions_dir,
@@ -118,5 +126,7 @@ fn main() -> ExitCode {
             } => rehearse::run(scenarios, functions_dir, format, verbose).await,
         }
     });
+    // Judging that is still winding down (it stops at its own deadline) must not hold the exit.
+    runtime.shutdown_background();
     ExitCode::from(code)
 }

@@ -1,16 +1,25 @@
-//! `greenlight plan check FILE`: validate a plan, and say what it will do.
+//! `greenlight plan check FILE`: the validation the hooks run, and what a valid plan will do.
+//!
+//! Two kinds of problem are kept apart: the plan's own (structure, types, URLs written in it),
+//! which no environment can fix (exit 2), and this shell's environment (unset variables, values
+//! that do not make a URL), which the function's environment may well supply (exit 1).
 
+use std::io::Read;
 use std::path::Path;
 
-use greenlight::PlanSpec;
+use greenlight::plan::{PlanError, PlanSpec, Setting};
+use greenlight::Env;
 
-use crate::style;
+use crate::{output, style};
 
-pub fn check(file: &Path) -> u8 {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("greenlight: cannot read {}: {e}", file.display());
+/// Used to check relative paths when no target is known here.
+const PLACEHOLDER_TARGET: &str = "http://test-listener.invalid";
+
+pub fn check(file: &Path, target: Option<String>) -> u8 {
+    let (name, text) = match read(file) {
+        Ok(read) => read,
+        Err(message) => {
+            output::error(format!("greenlight: {message}"));
             return 2;
         }
     };
@@ -18,34 +27,108 @@ pub fn check(file: &Path) -> u8 {
         Ok(spec) => spec,
         Err(e) => {
             let problems = e.problems();
-            println!(
-                "{} {} has {} problem{}:",
+            output::line(format!(
+                "{} {name} has {} problem{}:",
                 style::bad("invalid:"),
-                file.display(),
                 problems.len(),
                 if problems.len() == 1 { "" } else { "s" }
-            );
+            ));
             for problem in problems {
-                println!("  - {problem}");
+                output::line(format!("  - {problem}"));
             }
             return 2;
         }
     };
-    println!("{} {}", style::good("valid:"), file.display());
-    println!(
+    output::line(format!("{} {name}", style::good("valid:")));
+    for warning in &spec.warnings {
+        output::line(format!("  {} {warning}", style::warn("warning:")));
+    }
+    describe(&spec);
+
+    // Fill the plan in as a hook would, from this shell's environment.
+    let env = Env::process();
+    let setting = match target {
+        Some(t) => Some(Setting::new(t, "--target")),
+        None => match env.setting("GREENLIGHT_TEST_URL") {
+            Ok(url) => url.map(|u| Setting::new(u, "GREENLIGHT_TEST_URL")),
+            Err(e) => {
+                output::line(format!("  {} {e}", style::warn("in this shell:")));
+                return 1;
+            }
+        },
+    };
+    let placeholder = setting.is_none() && spec.target.is_none();
+    let setting = setting.or_else(|| {
+        placeholder.then(|| Setting::new(PLACEHOLDER_TARGET, "GREENLIGHT_TEST_URL (a placeholder)"))
+    });
+    if placeholder {
+        output::line(format!(
+            "  {}",
+            style::dim("relative paths will be joined to GREENLIGHT_TEST_URL where the plan runs")
+        ));
+    }
+    match spec.resolve(setting.as_ref(), &env) {
+        Ok(_) => 0,
+        Err(PlanError::Unresolved(problems)) => {
+            output::line(format!(
+                "{} in this shell's environment the hooks would reject it ({} problem{}); the function's environment must supply:",
+                style::warn("not runnable here:"),
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" }
+            ));
+            for problem in problems {
+                output::line(format!("  - {problem}"));
+            }
+            1
+        }
+        Err(other) => {
+            output::line(format!("  - {other}"));
+            1
+        }
+    }
+}
+
+/// The plan's text and how to name it: a file, or standard input for `-`.
+fn read(file: &Path) -> Result<(String, String), String> {
+    if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .lock()
+            .take(greenlight::plan::MAX_PLAN_BYTES as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read the plan from standard input: {e}"))?;
+        if text.len() > greenlight::plan::MAX_PLAN_BYTES {
+            return Err(format!(
+                "the plan on standard input is larger than {} bytes",
+                greenlight::plan::MAX_PLAN_BYTES
+            ));
+        }
+        return Ok(("the plan on standard input".into(), text));
+    }
+    greenlight::files::read_text(
+        file,
+        greenlight::plan::MAX_PLAN_BYTES,
+        greenlight::files::READ_TIME_LIMIT,
+    )
+    .map(|text| (file.display().to_string(), text))
+    .map_err(|e| e.to_string())
+}
+
+fn describe(spec: &PlanSpec) {
+    output::line(format!(
         "  budget {}, up to {} checks at once",
         greenlight::duration::format_duration(spec.budget),
         spec.concurrency
-    );
+    ));
     for check in &spec.checks {
-        println!(
+        output::line(format!(
             "  - {}: {} {} (timeout {}, {} retries)",
             check.name,
             check.method,
-            check.path,
+            check.path.written(),
             greenlight::duration::format_duration(check.timeout),
             check.retries
-        );
+        ));
     }
     for (stage, s) in &spec.stages {
         let checks = s
@@ -54,15 +137,9 @@ pub fn check(file: &Path) -> u8 {
             .map_or("the top-level checks".to_string(), |c| {
                 format!("{} checks of its own", c.len())
             });
-        println!("  - ECS stage {stage}: {checks}, {} attempt(s)", s.attempts);
+        output::line(format!(
+            "  - ECS stage {stage}: {checks}, {} attempt(s)",
+            s.attempts
+        ));
     }
-    // Resolve against this shell's environment: unset variables are worth a warning here, though
-    // the function's environment is what counts when it runs.
-    let lookup = |name: &str| std::env::var(name).ok();
-    if let Err(e) = spec.resolve(Some("http://127.0.0.1"), &lookup) {
-        for problem in e.problems() {
-            println!("  {} {problem}", style::warn("note (in this shell):"));
-        }
-    }
-    0
 }

@@ -1,9 +1,14 @@
-//! Terminal output: colour only when stdout is a terminal (and NO_COLOR is unset).
+//! Terminal output: colour only when stdout is a terminal, NO_COLOR is unset and TERM is not
+//! `dumb`; colours come from what a line reports, never from parsing its text.
 
 use std::io::IsTerminal;
 
+use greenlight::Outcome;
+
 pub fn colour_enabled() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+    std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
 }
 
 fn paint(code: &str, text: &str) -> String {
@@ -30,17 +35,21 @@ pub fn dim(text: &str) -> String {
     paint("2", text)
 }
 
-/// Colours the outcome word at the start of a check line.
-pub fn check_line(line: &str) -> String {
-    for (word, painter) in [
-        ("PASSED", good as fn(&str) -> String),
-        ("FAILED", bad),
-        ("ERRORED", warn),
-    ] {
-        if let Some(rest) = line.trim_start().strip_prefix(word) {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            return format!("{indent}{}{rest}", painter(word));
-        }
+/// A check's report line, its outcome word coloured by the outcome.
+pub fn check_line(line: &str, outcome: &Outcome) -> String {
+    let word = outcome.label().to_uppercase();
+    let painter: fn(&str) -> String = match outcome {
+        Outcome::Passed => good,
+        Outcome::Failed { .. } => bad,
+        Outcome::Errored { .. } => warn,
+    };
+    match line.find(&word) {
+        Some(at) => format!(
+            "{}{}{}",
+            &line[..at],
+            painter(&word),
+            &line[at + word.len()..]
+        ),
+        None => line.to_string(),
     }
-    line.to_string()
 }

@@ -1,42 +1,38 @@
 //! `greenlight verify`: one run of a plan, with progress as checks end and a verdict at the end.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use greenlight::plan::PlanSettings;
-use greenlight::{verify_observed, Deadline, PlanSpec};
+use greenlight::plan::{PlanError, PlanSettings, Setting};
+use greenlight::{verify_observed, Deadline, Env};
+use serde_json::json;
 
-use crate::{style, Format};
+use crate::{output, style, Format};
 
 pub async fn run(plan_file: Option<PathBuf>, target: Option<String>, format: Format) -> u8 {
-    let lookup = |name: &str| std::env::var(name).ok();
-    let mut settings = PlanSettings::from_env();
-    if let Some(file) = plan_file {
-        settings.inline = None;
-        settings.file = Some(file);
-    }
-    if let Some(target) = target {
-        settings.test_url = Some(target);
-    }
-    let plan = match settings
-        .load_spec()
-        .and_then(|spec: PlanSpec| spec.resolve(settings.test_url.as_deref(), &lookup))
-    {
-        Ok(plan) => Arc::new(plan),
-        Err(e) => {
-            eprintln!("greenlight: {e}");
-            for problem in e.problems() {
-                eprintln!("  - {problem}");
+    let env = Env::process();
+    let plan = PlanSettings::from_env(&env)
+        .map(|mut settings| {
+            if let Some(file) = &plan_file {
+                settings.inline = None;
+                settings.file = Some(Setting::new(file.display().to_string(), "--plan"));
             }
-            return 2;
-        }
+            if let Some(target) = &target {
+                settings.test_url = Some(Setting::new(target.clone(), "--target"));
+            }
+            settings
+        })
+        .and_then(|settings| settings.load(&env));
+    let plan = match plan {
+        Ok(plan) => Arc::new(plan),
+        Err(e) => return configuration_error(&e, format),
     };
     let client = match greenlight::http::build_check_client() {
         Ok(client) => client,
         Err(e) => {
-            eprintln!("greenlight: cannot build the HTTP client: {e}");
+            output::error(format!("greenlight: cannot build the HTTP client: {e}"));
             return 2;
         }
     };
@@ -45,68 +41,60 @@ pub async fn run(plan_file: Option<PathBuf>, target: Option<String>, format: For
     let terminal = std::io::stdout().is_terminal() && format == Format::Text;
     let done = AtomicUsize::new(0);
     if format == Format::Text {
-        println!(
+        for warning in &plan.warnings {
+            output::line(format!("{} plan: {warning}", style::warn("warning:")));
+        }
+        output::line(format!(
             "verifying {total} check{} (budget {})",
             if total == 1 { "" } else { "s" },
             greenlight::duration::format_duration(plan.budget)
-        );
+        ));
     }
     let verdict = verify_observed(
         &client,
         plan.clone(),
         Deadline::after(plan.budget),
         |report| {
-            if format == Format::Json {
-                return;
-            }
-            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut out = std::io::stdout().lock();
+            // On a terminal, one live status line; the table at the end has the details. Piped,
+            // nothing until the table, so each check appears once.
             if terminal {
-                // One live status line; the table at the end has the details.
-                let _ = write!(
-                    out,
+                let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                output::inline(format!(
                     "\r\x1b[2K{}",
                     style::dim(&format!(
                         "  {n}/{total} done, last: {} {}",
                         report.name,
                         report.outcome.label()
                     ))
-                );
-            } else {
-                let _ = writeln!(out, "{}", report.line(width));
+                ));
             }
-            let _ = out.flush();
         },
     )
     .await;
     if terminal {
-        print!("\r\x1b[2K");
+        output::inline("\r\x1b[2K");
     }
     match format {
-        Format::Json => match serde_json::to_string_pretty(&verdict) {
-            Ok(json) => println!("{json}"),
-            Err(e) => {
-                eprintln!("greenlight: cannot print the verdict as JSON: {e}");
+        Format::Json => {
+            if let Err(e) = output::json(&verdict) {
+                output::error(format!("greenlight: cannot print the verdict as JSON: {e}"));
                 return 2;
             }
-        },
+        }
         Format::Text => {
-            if !terminal {
-                println!();
-            }
             for report in &verdict.checks {
-                println!("{}", style::check_line(&report.line(width)));
+                output::line(style::check_line(&report.line(width), &report.outcome));
             }
             let word = if verdict.succeeded() {
                 style::good("SUCCEEDED")
             } else {
                 style::bad("FAILED")
             };
-            println!(
+            output::line(format!(
                 "verdict: {word} in {} - {}",
                 greenlight::duration::format_duration(verdict.elapsed),
-                verdict.reason
-            );
+                verdict.summary_reason()
+            ));
         }
     }
     if verdict.succeeded() {
@@ -114,4 +102,46 @@ pub async fn run(plan_file: Option<PathBuf>, target: Option<String>, format: For
     } else {
         1
     }
+}
+
+/// Says once what is wrong with the configuration, naming what the user typed; as a JSON
+/// document on standard output with `--format json`. Exit code 2.
+fn configuration_error(error: &PlanError, format: Format) -> u8 {
+    let (message, problems) = match error {
+        PlanError::Missing => (
+            "nothing to verify: pass --target URL (the route that reaches green; without --plan, the default plan GETs it and expects 200-399), or set GREENLIGHT_TEST_URL, GREENLIGHT_PLAN or GREENLIGHT_PLAN_FILE".to_string(),
+            Vec::new(),
+        ),
+        PlanError::Invalid(_) | PlanError::Unresolved(_) => {
+            let problems = error.problems();
+            let heading = if problems.len() == 1 {
+                "the plan has a problem".to_string()
+            } else {
+                format!("the plan has {} problems", problems.len())
+            };
+            (heading, problems)
+        }
+        other => (other.to_string(), Vec::new()),
+    };
+    match format {
+        Format::Json => {
+            let document = json!({"error": {"kind": "configuration", "message": message, "problems": problems}});
+            if output::json(&document).is_err() {
+                output::error(format!("greenlight: {message}"));
+            }
+        }
+        Format::Text => {
+            if problems.is_empty() {
+                output::error(format!("greenlight: {message}"));
+            } else if problems.len() == 1 {
+                output::error(format!("greenlight: {}", problems[0]));
+            } else {
+                output::error(format!("greenlight: {message}:"));
+                for problem in &problems {
+                    output::error(format!("  - {problem}"));
+                }
+            }
+        }
+    }
+    2
 }

@@ -326,25 +326,40 @@ async fn verify_with_a_bad_plan_is_a_configuration_error() {
 }
 
 #[tokio::test]
-async fn plan_check_describes_a_valid_plan_and_notes_unset_variables() {
+async fn plan_check_describes_a_valid_plan_and_keeps_this_shells_environment_apart() {
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plans/api.yaml");
-    let output = Command::new(GREENLIGHT)
-        .args(["plan", "check", plan.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .env_remove("SMOKE_TOKEN")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0));
+    let run = |token: Option<&str>| {
+        let mut command = Command::new(GREENLIGHT);
+        command
+            .args(["plan", "check", plan.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .env_remove("GREENLIGHT_TEST_URL")
+            .env_remove("SMOKE_TOKEN");
+        if let Some(token) = token {
+            command.env("SMOKE_TOKEN", token);
+        }
+        command.output()
+    };
+    let output = run(None).await.unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "valid, but not runnable in this shell"
+    );
     let out = text(&output.stdout);
     assert!(
         out.contains("valid:") && out.contains("- list-orders: GET /api/orders?limit=1"),
         "{out}"
     );
     assert!(
-        out.contains("environment variable SMOKE_TOKEN is not set"),
+        out.contains("not runnable here:")
+            && out.contains("environment variable SMOKE_TOKEN is not set"),
         "{out}"
     );
+
+    let output = run(Some("tok-1234")).await.unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    assert!(!text(&output.stdout).contains("tok-1234"));
 }
 
 #[tokio::test]

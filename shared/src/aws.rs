@@ -16,9 +16,29 @@ use crate::deadline::Deadline;
 /// in `AWS_CONTAINER_CREDENTIALS_FULL_URI` (SnapStart). The default chain would go on to the EC2
 /// instance metadata service, which a function never needs and which, off Lambda, means network
 /// calls to 169.254.169.254 and seconds of waiting before the hook could report.
+///
+/// Nothing in the environment can stop this from finishing: the retry settings are greenlight's
+/// own (`AWS_MAX_ATTEMPTS=abc` made the SDK's loader panic; such variables are ignored with a
+/// warning), and the AWS config file is read here, as a regular file of bounded size within a
+/// time limit, so `AWS_CONFIG_FILE` naming a FIFO or a stuck mount cannot block start-up.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
     use aws_config::meta::credentials::CredentialsProviderChain;
     use aws_config::meta::region::RegionProviderChain;
+    let env = crate::env::Env::process();
+    for (name, what) in [
+        (
+            "AWS_MAX_ATTEMPTS",
+            "greenlight retries AWS calls itself until its deadline",
+        ),
+        (
+            "AWS_RETRY_MODE",
+            "greenlight retries AWS calls itself until its deadline",
+        ),
+    ] {
+        if env.is_present(name) {
+            tracing::warn!(variable = name, "{name} is ignored: {what}");
+        }
+    }
     let region = RegionProviderChain::first_try(
         aws_config::environment::EnvironmentVariableRegionProvider::new(),
     );
@@ -40,9 +60,51 @@ pub async fn load_sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(region)
         .credentials_provider(credentials)
+        .retry_config(retry_config())
+        .timeout_config(timeout_config())
+        .profile_files(config_files(&env))
         .load()
         .await
 }
+
+/// The AWS config file (`AWS_CONFIG_FILE`, default `~/.aws/config`), read with bounds. The
+/// credentials file is not read: credentials come only from the environment.
+fn config_files(env: &crate::env::Env) -> aws_runtime::env_config::file::EnvConfigFiles {
+    use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+    let configured = match env.setting("AWS_CONFIG_FILE") {
+        Ok(path) => path,
+        Err(e) => {
+            tracing::warn!(error = %e, "the AWS config file is not read");
+            None
+        }
+    };
+    let explicit = configured.is_some();
+    let path = configured.map(std::path::PathBuf::from).or_else(|| {
+        env.setting("HOME")
+            .ok()
+            .flatten()
+            .map(|home| std::path::Path::new(&home).join(".aws").join("config"))
+    });
+    let contents = match path {
+        None => String::new(),
+        Some(path) => {
+            match crate::files::read_text(&path, CONFIG_FILE_LIMIT, crate::files::READ_TIME_LIMIT) {
+                Ok(text) => text,
+                Err(crate::files::FileError::NotFound { .. }) if !explicit => String::new(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the AWS config file (AWS_CONFIG_FILE) is not read");
+                    String::new()
+                }
+            }
+        }
+    };
+    EnvConfigFiles::builder()
+        .with_contents(EnvConfigFileKind::Config, contents)
+        .build()
+}
+
+/// An AWS config file larger than this is not read.
+const CONFIG_FILE_LIMIT: usize = 256 * 1024;
 
 /// Retry off (we retry to a deadline), a short connect timeout.
 pub fn retry_config() -> aws_config::retry::RetryConfig {
@@ -57,6 +119,8 @@ pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
 
 /// One attempt never waits longer than this.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An attempt gets at least this long, when there is that much time at all.
+const MIN_ATTEMPT: Duration = Duration::from_millis(150);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -111,7 +175,7 @@ where
     let mut backoff = FIRST_BACKOFF;
     loop {
         attempts += 1;
-        let limit = ATTEMPT_TIMEOUT.min(deadline.remaining());
+        let limit = attempt_limit(deadline.remaining(), backoff);
         let last_error = match tokio::time::timeout(limit, call()).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => match classify(&error) {
@@ -129,6 +193,16 @@ where
         tracing::warn!(call = what, attempt = attempts, error = %last_error, "AWS call failed; retrying");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// How long one attempt may wait with `remaining` time left: at most half of what is left after
+/// the next back-off, so that a slow first answer always leaves room for a second attempt.
+fn attempt_limit(remaining: Duration, backoff: Duration) -> Duration {
+    if remaining >= MIN_ATTEMPT * 2 + backoff {
+        ATTEMPT_TIMEOUT.min((remaining - backoff) / 2)
+    } else {
+        remaining
     }
 }
 
@@ -236,5 +310,29 @@ impl<T: Send + Sync + 'static> Prepared<T> {
                     .await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_window_still_fits_two_attempts() {
+        let first = attempt_limit(Duration::from_millis(800), FIRST_BACKOFF);
+        assert_eq!(first, Duration::from_millis(350));
+        let second = attempt_limit(
+            Duration::from_millis(800) - first - FIRST_BACKOFF,
+            FIRST_BACKOFF * 2,
+        );
+        assert!(second >= Duration::from_millis(150), "{second:?}");
+        assert_eq!(
+            attempt_limit(Duration::from_secs(60), FIRST_BACKOFF),
+            ATTEMPT_TIMEOUT
+        );
+        assert_eq!(
+            attempt_limit(Duration::from_millis(200), FIRST_BACKOFF),
+            Duration::from_millis(200)
+        );
     }
 }

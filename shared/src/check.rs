@@ -1,6 +1,12 @@
-//! Running one HTTP check: attempts under their own timeout, retries with exponential back-off
-//! after errors and failed expectations, all inside the verification deadline.
+//! Running one HTTP check: attempts under their own time limit, retries with exponential
+//! back-off after errors and failed expectations, all inside the verification deadline.
+//!
+//! An attempt's time limit covers the whole of it: sending, reading the body, and judging the
+//! answer. Judging runs off the async workers (so timers and the reporting path keep running)
+//! and within a budget that ends at the same limit (see `crate::judge`), so a CPU-heavy
+//! expectation ends `Errored` in time instead of holding the hook past its deadline.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -8,8 +14,8 @@ use tokio::time::Instant;
 use crate::deadline::Deadline;
 use crate::duration::format_duration;
 use crate::expect::Observed;
+use crate::judge::{Budget, STEPS_PER_CHECK};
 use crate::plan::Check;
-use crate::redact::Redactor;
 use crate::verdict::{CheckReport, Outcome};
 
 /// Bodies are read up to this size, so a huge answer cannot exhaust a 128 MB function.
@@ -19,6 +25,10 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// An attempt shorter than this is not worth starting.
 const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 
+/// At most this many answers are judged at once: a parsed 1 MiB JSON body can take tens of
+/// megabytes, and the function has 128.
+static JUDGING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 struct Attempt {
     outcome: Outcome,
     status: Option<u16>,
@@ -26,12 +36,7 @@ struct Attempt {
 }
 
 /// Runs `check` until it passes, runs out of attempts, or reaches `deadline`.
-pub async fn run_check(
-    client: &reqwest::Client,
-    check: &Check,
-    redactor: &Redactor,
-    deadline: Deadline,
-) -> CheckReport {
+pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadline) -> CheckReport {
     #[cfg(feature = "failpoints")]
     if check.name.starts_with("failpoint:panic") {
         panic!("failpoint: check {} panics on purpose", check.name);
@@ -52,7 +57,7 @@ pub async fn run_check(
             break;
         }
         attempts += 1;
-        let attempt = attempt_once(client, check, redactor, deadline, attempts).await;
+        let attempt = attempt_once(client, check, deadline, attempts).await;
         let passed = attempt.outcome == Outcome::Passed;
         last = Some(attempt);
         if passed {
@@ -92,29 +97,41 @@ fn backoff(first: Duration, attempts_done: u32) -> Duration {
     first.saturating_mul(factor).min(MAX_RETRY_DELAY)
 }
 
+/// How far an attempt got, for saying what its time limit cut short.
+const SENDING: u8 = 0;
+const JUDGING_ANSWER: u8 = 1;
+
 async fn attempt_once(
     client: &reqwest::Client,
     check: &Check,
-    redactor: &Redactor,
     deadline: Deadline,
     number: u32,
 ) -> Attempt {
     let limit = check.timeout.min(deadline.remaining());
     let cut_by_deadline = limit < check.timeout;
     let started = Instant::now();
+    let phase = AtomicU8::new(SENDING);
     let mut request = client
         .request(check.method.clone(), check.url.clone())
         .headers(check.headers.clone());
     if let Some(body) = &check.body {
         request = request.body(body.clone());
     }
+    let judge_by = (started + limit).into_std();
     let exchange = async {
-        let mut response = request.send().await.map_err(|e| describe_error(&e))?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| crate::http::describe_error(&e))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let mut body = Vec::new();
         let mut truncated = false;
-        while let Some(chunk) = response.chunk().await.map_err(|e| describe_error(&e))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| crate::http::describe_error(&e))?
+        {
             let room = BODY_CAP - body.len();
             if chunk.len() > room {
                 body.extend_from_slice(&chunk[..room]);
@@ -123,11 +140,42 @@ async fn attempt_once(
             }
             body.extend_from_slice(&chunk);
         }
-        Ok::<_, String>((status, headers, body, truncated))
+        let latency = started.elapsed();
+        phase.store(JUDGING_ANSWER, Ordering::Relaxed);
+        let permit = JUDGING
+            .acquire()
+            .await
+            .map_err(|_| "judging is unavailable".to_string())?;
+        let expect = check.expect.clone();
+        let judged = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let seen = Observed {
+                status,
+                headers: &headers,
+                body: &body,
+                body_truncated: truncated,
+                latency,
+            };
+            let mut budget = Budget::new(STEPS_PER_CHECK, Some(judge_by));
+            expect.judge(&seen, &mut budget)
+        })
+        .await
+        .map_err(|e| format!("judging the answer failed: {e}"))?;
+        Ok::<_, String>((status, latency, judged))
     };
     match tokio::time::timeout(limit, exchange).await {
         Err(_) => {
-            let cause = if cut_by_deadline {
+            let cause = if phase.load(Ordering::Relaxed) == JUDGING_ANSWER {
+                format!(
+                    "the answer arrived, but judging it did not finish within {} ({})",
+                    format_duration(limit),
+                    if cut_by_deadline {
+                        "the verification deadline"
+                    } else {
+                        "the check's timeout"
+                    }
+                )
+            } else if cut_by_deadline {
                 format!(
                     "the verification deadline was reached during attempt {number} (no answer after {})",
                     format_duration(started.elapsed())
@@ -145,29 +193,17 @@ async fn attempt_once(
             }
         }
         Ok(Err(cause)) => Attempt {
-            outcome: Outcome::Errored {
-                cause: redactor.redact(&cause),
-            },
+            outcome: Outcome::Errored { cause },
             status: None,
             latency: None,
         },
-        Ok(Ok((status, headers, body, truncated))) => {
-            let latency = started.elapsed();
-            let seen = Observed {
-                status,
-                headers: &headers,
-                body: &body,
-                body_truncated: truncated,
-                latency,
-            };
-            let mut failures = check.expect.judge(&seen);
-            for f in &mut failures {
-                f.measured = redactor.redact(&f.measured);
-            }
-            let outcome = if failures.is_empty() {
-                Outcome::Passed
-            } else {
-                Outcome::Failed { failures }
+        Ok(Ok((status, latency, judged))) => {
+            let outcome = match judged {
+                Ok(failures) if failures.is_empty() => Outcome::Passed,
+                Ok(failures) => Outcome::Failed { failures },
+                Err(unjudged) => Outcome::Errored {
+                    cause: unjudged.to_string(),
+                },
             };
             Attempt {
                 outcome,
@@ -175,34 +211,6 @@ async fn attempt_once(
                 latency: Some(latency),
             }
         }
-    }
-}
-
-/// Names what went wrong without the URL (which the report already shows) and with the root cause.
-fn describe_error(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_redirect() {
-        "redirect failed"
-    } else if error.is_body() || error.is_decode() {
-        "reading the answer failed"
-    } else {
-        "request failed"
-    };
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !causes.iter().any(|c: &String| c.contains(&text)) {
-            causes.push(text);
-        }
-        source = cause.source();
-    }
-    match causes.last() {
-        Some(root) => format!("{kind}: {root}"),
-        None => kind.to_string(),
     }
 }
 

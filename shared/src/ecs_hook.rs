@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::deadline::Deadline;
-use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, StageSpec};
+use crate::env::Env;
+use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
 use crate::verdict::Verdict;
 use crate::verify::verify_isolated;
 
@@ -154,14 +155,23 @@ pub struct EcsHook {
 
 impl EcsHook {
     pub fn from_env() -> Self {
-        Self::new(&PlanSettings::from_env(), &|name| std::env::var(name).ok())
+        Self::new(&Env::process())
     }
 
-    pub fn new(settings: &PlanSettings, lookup: &dyn Fn(&str) -> Option<String>) -> Self {
-        let production_url = lookup("GREENLIGHT_PRODUCTION_URL").filter(|v| !v.trim().is_empty());
-        let stages = settings
-            .load_spec()
-            .map(|spec| stage_plans(&spec, settings, production_url.as_deref(), lookup));
+    /// Reads the plan settings, `GREENLIGHT_PRODUCTION_URL` and the variables plans refer to
+    /// from `env`.
+    pub fn new(env: &Env) -> Self {
+        let stages = PlanSettings::from_env(env).and_then(|settings| {
+            let production_url = env
+                .setting("GREENLIGHT_PRODUCTION_URL")
+                .map_err(|e| PlanError::Source(e.to_string()))?
+                .map(|url| Setting::new(url, "GREENLIGHT_PRODUCTION_URL"));
+            let spec = settings.load_spec()?;
+            for warning in &spec.warnings {
+                tracing::warn!(warning = %warning, "plan warning");
+            }
+            Ok(stage_plans(&spec, &settings, production_url.as_ref(), env))
+        });
         match &stages {
             Err(e) => {
                 tracing::error!(error = %e, "the plan is unusable; every verifying stage will answer FAILED")
@@ -249,6 +259,19 @@ impl EcsHook {
     }
 }
 
+impl crate::lambda::Handler for EcsHook {
+    type Response = HookResponse;
+    type Error = std::convert::Infallible;
+
+    async fn handle(
+        &self,
+        payload: Value,
+        deadline: SystemTime,
+    ) -> Result<HookResponse, std::convert::Infallible> {
+        Ok(EcsHook::handle(self, payload, deadline).await)
+    }
+}
+
 /// Passed → `SUCCEEDED`; not passed → `IN_PROGRESS` while the stage allows another attempt, then
 /// `FAILED`.
 fn decide(
@@ -310,8 +333,8 @@ fn decide(
 fn stage_plans(
     spec: &PlanSpec,
     settings: &PlanSettings,
-    production_url: Option<&str>,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    production_url: Option<&Setting>,
+    env: &Env,
 ) -> HashMap<String, StageSetup> {
     let mut stages: Vec<(String, StageSpec)> = spec
         .stages
@@ -341,23 +364,27 @@ fn stage_plans(
             if checks.is_empty() {
                 return None;
             }
+            // The stage's own target, else the production URL for production stages, else
+            // GREENLIGHT_TEST_URL, else the plan's target.
             let production = stage.contains("PRODUCTION");
-            let target = stage_spec
-                .target
-                .clone()
-                .or_else(|| {
+            let (target, setting) = match &stage_spec.target {
+                Some(own) => (Some(own.clone()), None),
+                None => (
+                    spec.target.clone(),
                     production
-                        .then(|| production_url.map(str::to_string))
+                        .then_some(production_url)
                         .flatten()
-                })
-                .or_else(|| settings.test_url.clone());
+                        .or(settings.test_url.as_ref()),
+                ),
+            };
             let stage_plan = PlanSpec {
                 checks,
+                target,
                 stages: BTreeMap::new(),
                 ..spec.clone()
             };
             let resolved = stage_plan
-                .resolve(target.as_deref(), lookup)
+                .resolve(setting, env)
                 .map(|plan| (Arc::new(plan), stage_spec));
             Some((stage, resolved))
         })

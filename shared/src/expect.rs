@@ -1,15 +1,19 @@
 //! Expectations on one HTTP answer and how they are judged. A failed expectation carries what
-//! was expected and what was measured, so the verdict explains itself.
+//! was expected and what was measured, so the verdict explains itself. Judging works within a
+//! [`Budget`] (see `crate::judge`), and every excerpt of what green sent is redacted before it is
+//! cut (see `crate::secrets`).
 
+use std::io::Write;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName};
 use serde::Serialize;
 use serde_json::Value;
-use serde_json_path::JsonPath;
 
 use crate::duration::format_duration;
+use crate::judge::{jsonpath::values_equal, Budget, Exhausted, JsonPath, Pattern};
 use crate::plan::StatusMatcher;
+use crate::secrets;
 
 /// What a check expects of an answer. The default accepts any 2xx or 3xx status.
 #[derive(Debug, Clone)]
@@ -17,7 +21,7 @@ pub struct Expectations {
     pub status: StatusMatcher,
     pub latency: Option<Duration>,
     pub body_contains: Vec<String>,
-    pub body_matches: Option<regex::Regex>,
+    pub body_matches: Option<Pattern>,
     /// Header name and a substring its value must contain.
     pub headers: Vec<(HeaderName, String)>,
     pub json: Vec<JsonExpectation>,
@@ -46,11 +50,9 @@ pub struct JsonExpectation {
 
 impl JsonExpectation {
     pub fn new(expression: &str, expected: Value) -> Result<Self, String> {
-        let path = JsonPath::parse(expression)
-            .map_err(|e| format!("\"{expression}\" is not a valid JSONPath (RFC 9535): {e}"))?;
         Ok(JsonExpectation {
             expression: expression.to_string(),
-            path,
+            path: JsonPath::parse(expression)?,
             expected,
         })
     }
@@ -75,6 +77,26 @@ impl std::fmt::Display for Failure {
     }
 }
 
+/// Judging could not finish: which expectation, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unjudged {
+    pub expectation: String,
+    pub why: Exhausted,
+}
+
+impl std::fmt::Display for Unjudged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.why {
+            Exhausted::Steps(_) => write!(
+                f,
+                "judging {} on this body was stopped: {}; select less (a narrower JSONPath)",
+                self.expectation, self.why
+            ),
+            Exhausted::Time => write!(f, "judging {} was stopped: {}", self.expectation, self.why),
+        }
+    }
+}
+
 /// The parts of an answer that expectations look at.
 #[derive(Debug)]
 pub struct Observed<'a> {
@@ -86,11 +108,17 @@ pub struct Observed<'a> {
     pub latency: Duration,
 }
 
-const EXCERPT_CHARS: usize = 160;
+/// Excerpts of what green sent are at most this many characters.
+pub const EXCERPT_CHARS: usize = 160;
 
 impl Expectations {
-    /// Every expectation the answer does not meet; empty means it passed.
-    pub fn judge(&self, seen: &Observed<'_>) -> Vec<Failure> {
+    /// Every expectation the answer does not meet (empty means it passed), or why judging
+    /// could not finish within `budget`.
+    pub fn judge(
+        &self,
+        seen: &Observed<'_>,
+        budget: &mut Budget,
+    ) -> Result<Vec<Failure>, Unjudged> {
         let mut failures = Vec::new();
         let mut fail = |expectation: &str, expected: String, measured: String| {
             failures.push(Failure {
@@ -123,12 +151,20 @@ impl Expectations {
                 );
             }
         }
-        if let Some(re) = self.body_matches.as_ref().filter(|re| !re.is_match(&text)) {
-            fail(
-                "body_matches",
-                format!("the body to match /{}/", re.as_str()),
-                describe_body(seen, &text),
-            );
+        if let Some(pattern) = &self.body_matches {
+            let matched = pattern
+                .is_match(seen.body, budget)
+                .map_err(|why| Unjudged {
+                    expectation: "body_matches".into(),
+                    why,
+                })?;
+            if !matched {
+                fail(
+                    "body_matches",
+                    format!("the body to match /{}/", pattern.as_str()),
+                    describe_body(seen, &text),
+                );
+            }
         }
         for (name, substring) in &self.headers {
             let values: Vec<&str> = seen
@@ -141,7 +177,10 @@ impl Expectations {
                 let measured = if values.is_empty() {
                     "no such header".to_string()
                 } else {
-                    format!("\"{}\"", values.join(", "))
+                    format!(
+                        "\"{}\"",
+                        secrets::global().excerpt(&values.join(", "), EXCERPT_CHARS)
+                    )
                 };
                 fail(
                     &format!("header {name}"),
@@ -151,85 +190,115 @@ impl Expectations {
             }
         }
         if !self.json.is_empty() {
-            self.judge_json(seen, &text, &mut failures);
+            self.judge_json(seen, &text, budget, &mut failures)?;
         }
-        failures
+        Ok(failures)
     }
 
-    fn judge_json(&self, seen: &Observed<'_>, text: &str, failures: &mut Vec<Failure>) {
-        let document: Value = match serde_json::from_str(text) {
+    fn judge_json(
+        &self,
+        seen: &Observed<'_>,
+        text: &str,
+        budget: &mut Budget,
+        failures: &mut Vec<Failure>,
+    ) -> Result<(), Unjudged> {
+        let document: Value = match serde_json::from_slice(seen.body) {
             Ok(document) => document,
             Err(e) => {
                 let why = if seen.body_truncated {
                     "the body is longer than the 1 MiB cap, so it could not be read as JSON"
                         .to_string()
                 } else {
-                    format!("a body that is not JSON ({e}): {}", excerpt(text))
+                    format!(
+                        "a body that is not JSON ({}): {}",
+                        json_error(&e),
+                        secrets::global().excerpt(text, EXCERPT_CHARS)
+                    )
                 };
                 for j in &self.json {
                     failures.push(Failure {
                         expectation: format!("json {}", j.expression),
-                        expected: compact(&j.expected),
+                        expected: compact(&[&j.expected]),
                         measured: why.clone(),
                     });
                 }
-                return;
+                return Ok(());
             }
         };
         for j in &self.json {
-            let found = j.path.query(&document).all();
+            let found = j.path.query(&document, budget).map_err(|why| Unjudged {
+                expectation: format!("json {}", j.expression),
+                why,
+            })?;
             let measured = match found.as_slice() {
                 [] => Some("nothing (the path matched no value)".to_string()),
-                [one] if json_equal(one, &j.expected) => None,
-                [one] => Some(compact(one)),
+                [one] if values_equal(one, &j.expected) => None,
+                [one] => Some(compact(&[one])),
                 many => {
-                    let all = Value::Array(many.iter().map(|v| (*v).clone()).collect());
-                    (!json_equal(&all, &j.expected))
-                        .then(|| format!("{} values: {}", many.len(), compact(&all)))
+                    let equal = match &j.expected {
+                        Value::Array(expected) => {
+                            expected.len() == many.len()
+                                && many.iter().zip(expected).all(|(a, b)| values_equal(a, b))
+                        }
+                        _ => false,
+                    };
+                    (!equal).then(|| format!("{} values: {}", many.len(), compact(many)))
                 }
             };
             if let Some(measured) = measured {
                 failures.push(Failure {
                     expectation: format!("json {}", j.expression),
-                    expected: compact(&j.expected),
+                    expected: compact(&[&j.expected]),
                     measured,
                 });
             }
         }
+        Ok(())
     }
 }
 
-/// JSON equality where numbers compare by value (YAML `2` equals JSON `2.0`).
-fn json_equal(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x == y || x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
-        }
-        _ => a == b,
+/// serde_json's message without its position noise for a one-line reason.
+fn json_error(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((what, _)) if error.line() == 1 && error.column() <= 1 => what.to_string(),
+        _ => text,
     }
 }
 
-fn compact(value: &Value) -> String {
-    let text = value.to_string();
-    excerpt(&text)
-}
-
-fn excerpt(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > EXCERPT_CHARS {
-        format!(
-            "{}…",
-            one_line.chars().take(EXCERPT_CHARS).collect::<String>()
-        )
+/// One value (or several, as a list) as compact JSON, excerpted. Serialisation stops as soon as
+/// the excerpt is full, so a huge selection is never written out whole.
+fn compact(values: &[&Value]) -> String {
+    struct Capped {
+        out: Vec<u8>,
+        cap: usize,
+    }
+    impl Write for Capped {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = self.cap.saturating_sub(self.out.len());
+            if room == 0 {
+                return Err(std::io::Error::other("full"));
+            }
+            let n = buf.len().min(room);
+            self.out.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // Room for the excerpt plus the longest secret, so masking happens before the cut.
+    let mut capped = Capped {
+        out: Vec::new(),
+        cap: EXCERPT_CHARS * 4 + 4096,
+    };
+    let _ = if let [one] = values {
+        serde_json::to_writer(&mut capped, one)
     } else {
-        one_line
-    }
+        serde_json::to_writer(&mut capped, values)
+    };
+    let text = String::from_utf8_lossy(&capped.out);
+    secrets::global().excerpt(&text, EXCERPT_CHARS)
 }
 
 fn describe_body(seen: &Observed<'_>, text: &str) -> String {
@@ -244,7 +313,7 @@ fn describe_body(seen: &Observed<'_>, text: &str) -> String {
     format!(
         "a body of {} bytes{cut}: \"{}\"",
         seen.body.len(),
-        excerpt(text)
+        secrets::global().excerpt(text, EXCERPT_CHARS)
     )
 }
 
@@ -254,7 +323,7 @@ fn excerpt_suffix(seen: &Observed<'_>) -> String {
     } else {
         format!(
             " (body: \"{}\")",
-            excerpt(&String::from_utf8_lossy(seen.body))
+            secrets::global().excerpt(&String::from_utf8_lossy(seen.body), EXCERPT_CHARS)
         )
     }
 }

@@ -15,6 +15,7 @@ use crate::codedeploy::{
     parse_lifecycle_event, CodeDeployReporter, EventError, ReportError, Reported,
 };
 use crate::deadline::Deadline;
+use crate::env::Env;
 use crate::plan::{Plan, PlanError, PlanSettings};
 use crate::verdict::Verdict;
 use crate::verify::verify_isolated;
@@ -75,7 +76,8 @@ impl CodeDeployHook {
         let reporter = Prepared::in_background(|| async {
             CodeDeployReporter::new(&crate::aws::load_sdk_config().await)
         });
-        let plan = PlanSettings::from_env().load(&|name| std::env::var(name).ok());
+        let env = Env::process();
+        let plan = PlanSettings::from_env(&env).and_then(|settings| settings.load(&env));
         Self::with_reporter(lifecycle_event, reporter, plan)
     }
 
@@ -96,6 +98,9 @@ impl CodeDeployHook {
         let setup = match (plan, crate::http::build_check_client()) {
             (Ok(plan), Ok(client)) => {
                 tracing::info!(lifecycle_event, checks = plan.checks.len(), "plan loaded");
+                for warning in &plan.warnings {
+                    tracing::warn!(lifecycle_event, warning = %warning, "plan warning");
+                }
                 Ok((client, Arc::new(plan)))
             }
             (Err(e), _) => {
@@ -162,5 +167,18 @@ impl CodeDeployHook {
                 })
             }
         }
+    }
+}
+
+impl crate::lambda::Handler for CodeDeployHook {
+    type Response = HookResponse;
+    type Error = HookError;
+
+    fn handle(
+        &self,
+        payload: Value,
+        deadline: SystemTime,
+    ) -> impl std::future::Future<Output = Result<HookResponse, HookError>> + Send {
+        CodeDeployHook::handle(self, payload, deadline)
     }
 }

@@ -1,4 +1,5 @@
-//! The one HTTP client a process uses for checks, built once at start-up.
+//! The one HTTP client a process uses for checks, built once at start-up, and what its errors
+//! mean in words a user can act on.
 
 use std::time::Duration;
 
@@ -10,6 +11,118 @@ pub fn build_check_client() -> Result<reqwest::Client, reqwest::Error> {
         .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(30))
+        .no_proxy()
         .tcp_nodelay(true)
         .build()
+}
+
+/// Names what went wrong (without the URL, which the report already shows) in words, with what
+/// to do where that is clear: "the certificate is for checkout.example.com, not
+/// internal-alb-1.elb.amazonaws.com" rather than a TLS library's variant name.
+pub fn describe_error(error: &reqwest::Error) -> String {
+    let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push(cause);
+        source = cause.source();
+    }
+    for cause in &chain {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return describe_tls(tls);
+        }
+    }
+    for cause in &chain {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                    return describe_tls(tls);
+                }
+            }
+            if let Some(text) = describe_io(io) {
+                return text;
+            }
+        }
+    }
+    let text: Vec<String> = chain.iter().map(|c| c.to_string()).collect();
+    let root = text.last().cloned().unwrap_or_else(|| error.to_string());
+    let all = text.join(": ").to_ascii_lowercase();
+    if all.contains("dns error") || all.contains("failed to lookup address") {
+        return "could not resolve the host name (DNS): check the URL's host, and that the function's network (VPC) can resolve it".into();
+    }
+    if all.contains("invalid http version")
+        || all.contains("invalid status line")
+        || all.contains("http/0.9")
+        || all.contains("parse error")
+    {
+        return "the server did not answer in HTTP; if it serves HTTPS on this port, use https://"
+            .into();
+    }
+    if all.contains("connection closed before message completed")
+        || all.contains("incompletemessage")
+    {
+        return "the server closed the connection before it finished answering".into();
+    }
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer failed"
+    } else {
+        "the request failed"
+    };
+    format!("{kind}: {root}")
+}
+
+fn describe_io(io: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind::*;
+    Some(match io.kind() {
+        ConnectionRefused => {
+            "could not connect: connection refused (nothing listens on that host and port)".into()
+        }
+        ConnectionReset => "the server reset the connection".into(),
+        ConnectionAborted => "the connection was aborted".into(),
+        TimedOut => "could not connect: the connection timed out".into(),
+        HostUnreachable | NetworkUnreachable => {
+            "could not connect: the host or network is unreachable (check the function's VPC routes and security groups)".into()
+        }
+        UnexpectedEof => "the server closed the connection before it finished answering".into(),
+        _ => return None,
+    })
+}
+
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::NotValidForNameContext { expected, presented } => {
+                let names = if presented.is_empty() {
+                    "no name at all".to_string()
+                } else {
+                    presented.join(", ")
+                };
+                format!(
+                    "TLS: the certificate is for {names}, not {}; send the name the certificate has (tls.server_name) or use a URL with it",
+                    expected.to_str()
+                )
+            }
+            C::NotValidForName => "TLS: the certificate is not for this host name; send the name the certificate has (tls.server_name)".into(),
+            C::UnknownIssuer => "TLS: the certificate is signed by an authority this function does not trust; name your CA bundle in tls.ca_file".into(),
+            C::Expired | C::ExpiredContext { .. } => "TLS: the server's certificate has expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "TLS: the server's certificate is not valid yet (check the clocks)".into(),
+            C::BadSignature => "TLS: the certificate's signature does not verify".into(),
+            C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+                "TLS: the server presents a CA certificate as its own certificate; its certificate chain is set up wrongly".into()
+            }
+            other => format!("TLS: the server's certificate is not acceptable ({other:?})"),
+        },
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            "TLS: the server answered in plain HTTP, not TLS; use http://, or the port that serves HTTPS".into()
+        }
+        rustls::Error::AlertReceived(alert) => {
+            format!("TLS: the server refused the handshake ({alert:?}); it may need a client certificate or another server name")
+        }
+        rustls::Error::NoCertificatesPresented => "TLS: the server sent no certificate".into(),
+        other => format!("TLS: the handshake failed ({other})"),
+    }
 }

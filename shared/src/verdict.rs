@@ -165,6 +165,15 @@ impl Verdict {
         self.status == VerdictStatus::Succeeded
     }
 
+    /// The reason without each check's details ("1 of 3 checks did not pass"), for output that
+    /// lists the checks anyway.
+    pub fn summary_reason(&self) -> &str {
+        match self.reason.split_once(": ") {
+            Some((head, _)) if !self.checks.is_empty() => head,
+            _ => &self.reason,
+        }
+    }
+
     /// A readable multi-line summary: the verdict, then one line per check.
     pub fn summary(&self, title: &str) -> String {
         let mut out = format!(

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use greenlight::codedeploy::{ReportError, Reported};
 use greenlight::hook::{CodeDeployHook, HookError, HookResponse};
-use greenlight::{Outcome, PlanSettings};
+use greenlight::{Env, Outcome, PlanSettings};
 use greenlight_fakes::{unused_local_url, Behaviour, FakeAnswer, FakeCodeDeploy, GreenServer};
 use serde_json::Value;
 
@@ -20,13 +20,13 @@ fn event() -> Value {
 
 /// A hook configured like a deployed function: GREENLIGHT_TEST_URL, and optionally GREENLIGHT_PLAN.
 async fn hook(fake: &FakeCodeDeploy, test_url: &str, plan: Option<&str>) -> CodeDeployHook {
-    let env = |name: &str| match name {
-        "GREENLIGHT_TEST_URL" => Some(test_url.to_string()),
-        "GREENLIGHT_PLAN" => plan.map(str::to_string),
-        "SMOKE_TOKEN" => Some("tok-secret-4242".to_string()),
-        _ => None,
-    };
-    let plan = PlanSettings::from_lookup(&env).load(&env);
+    let mut vars = vec![
+        ("GREENLIGHT_TEST_URL", test_url),
+        ("SMOKE_TOKEN", "tok-secret-4242"),
+    ];
+    vars.extend(plan.map(|p| ("GREENLIGHT_PLAN", p)));
+    let env = Env::from_pairs(vars);
+    let plan = PlanSettings::from_env(&env).and_then(|s| s.load(&env));
     CodeDeployHook::new("AfterAllowTestTraffic", &fake.sdk_config().await, plan)
 }
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use greenlight::ecs_hook::{EcsHook, HookStatus};
-use greenlight::PlanSettings;
+use greenlight::Env;
 use greenlight_fakes::ecs_loop::drive_stage;
 use greenlight_fakes::{unused_local_url, Behaviour, GreenServer};
 use serde_json::{json, Value};
@@ -19,12 +19,7 @@ fn event(name: &str) -> Value {
 }
 
 fn hook(vars: &[(&str, &str)]) -> EcsHook {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let lookup = move |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    EcsHook::new(&PlanSettings::from_lookup(&lookup), &lookup)
+    EcsHook::new(&Env::from_pairs(vars.iter().copied()))
 }
 
 async fn invoke(hook: &EcsHook, event: Value) -> Value {

@@ -140,11 +140,11 @@ pub async fn rehearse(
             .map(|(_, f)| f)
             .chain([&stack.alarm_rollback])
         {
-            println!(
+            crate::output::line(format!(
                 "--- {} logged:\n{}",
                 function.binary,
                 function.process.output()
-            );
+            ));
         }
     }
     let counts = stack.production.counts();

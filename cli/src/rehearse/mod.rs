@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::{style, Format};
+use crate::{output, style, Format};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,7 +59,7 @@ pub async fn run(
     let functions_dir = match functions_dir.map(Ok).unwrap_or_else(default_functions_dir) {
         Ok(dir) => dir,
         Err(message) => {
-            eprintln!("greenlight: {message}");
+            output::error(format!("greenlight: {message}"));
             return 2;
         }
     };
@@ -68,7 +68,7 @@ pub async fn run(
     let mut interrupt = match Interrupt::catch() {
         Ok(interrupt) => interrupt,
         Err(e) => {
-            eprintln!("greenlight: cannot catch Ctrl-C: {e}");
+            output::error(format!("greenlight: cannot catch Ctrl-C: {e}"));
             return 2;
         }
     };
@@ -76,19 +76,19 @@ pub async fn run(
     let mut outcomes = Vec::new();
     for scenario in scenarios {
         if live {
-            println!(
+            output::line(format!(
                 "\n{} {:?}: {}",
                 style::dim("scenario"),
                 scenario,
                 scenario.describe()
-            );
+            ));
         }
         let rehearsal = deployment::rehearse(scenario, &functions_dir, live, verbose);
         let outcome = tokio::select! {
             biased;
             _ = interrupt.recv() => {
                 // Leaving the select drops the rehearsal: servers close, function processes are killed.
-                eprintln!("\ngreenlight: interrupted; every server and function process of the rehearsal is stopped");
+                output::error("\ngreenlight: interrupted; every server and function process of the rehearsal is stopped");
                 return 130;
             }
             outcome = rehearsal => outcome,
@@ -96,39 +96,38 @@ pub async fn run(
         match outcome {
             Ok(outcome) => outcomes.push(outcome),
             Err(e) => {
-                eprintln!("greenlight: the rehearsal could not run: {e:#}");
+                output::error(format!("greenlight: the rehearsal could not run: {e:#}"));
                 return 2;
             }
         }
     }
     let as_expected = outcomes.iter().all(|o| o.result == o.scenario.expected());
     if format == Format::Json {
-        match serde_json::to_string_pretty(&outcomes) {
-            Ok(json) => println!("{json}"),
-            Err(e) => {
-                eprintln!("greenlight: cannot print the outcomes as JSON: {e}");
-                return 2;
-            }
+        if let Err(e) = output::json(&outcomes) {
+            output::error(format!(
+                "greenlight: cannot print the outcomes as JSON: {e}"
+            ));
+            return 2;
         }
     } else {
-        println!();
+        output::line("");
         for o in &outcomes {
             let mark = if o.result == o.scenario.expected() {
                 style::good("as expected")
             } else {
                 style::bad("NOT AS EXPECTED")
             };
-            println!(
+            output::line(format!(
                 "{:<8} {}: {} ({mark})",
                 format!("{:?}", o.scenario).to_lowercase(),
                 o.result.describe(),
                 o.reason
-            );
+            ));
             let p = o.production_requests;
-            println!(
+            output::line(format!(
                 "         production traffic: {} to blue, {} to green ({} of them 5xx)",
                 p.blue, p.green, p.green_5xx
-            );
+            ));
         }
     }
     if as_expected {

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::style;
+use crate::{output, style};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -37,12 +37,12 @@ impl Timeline {
         };
         if self.live {
             let at = format!("{:>6.2}s", entry.at_ms as f64 / 1000.0);
-            println!(
+            output::line(format!(
                 "  {}  {:<22} {}",
                 style::dim(&at),
                 entry.step,
                 entry.message
-            );
+            ));
         }
         self.entries.push(entry);
     }

@@ -11,6 +11,18 @@ fn observed<'a>(status: u16, headers: &'a HeaderMap, body: &'a str) -> Observed<
     }
 }
 
+/// Judges with no bound: these tests are about what is judged, not how long it may take.
+trait JudgeAll {
+    fn judged(&self, seen: &Observed<'_>) -> Vec<Failure>;
+}
+
+impl JudgeAll for Expectations {
+    fn judged(&self, seen: &Observed<'_>) -> Vec<Failure> {
+        self.judge(seen, &mut crate::judge::Budget::unlimited())
+            .expect("judging finishes")
+    }
+}
+
 fn expect(yaml_expect: &str) -> Expectations {
     let text = format!("version: 1\nchecks: [{{name: a, path: /, expect: {yaml_expect}}}]");
     crate::plan::PlanSpec::parse(&text)
@@ -25,7 +37,7 @@ fn a_matching_answer_has_no_failures() {
     let headers = HeaderMap::new();
     let e = expect("{status: 200, body_contains: [UP, green], body_matches: 'v\\d+', json: {'$.color': green, '$.n': 2}}");
     assert!(e
-        .judge(&observed(
+        .judged(&observed(
             200,
             &headers,
             r#"{"status":"UP","color":"green","v":"v12","n":2.0}"#
@@ -36,7 +48,7 @@ fn a_matching_answer_has_no_failures() {
 #[test]
 fn a_wrong_status_shows_the_status_and_the_body() {
     let headers = HeaderMap::new();
-    let failures = expect("{status: 2xx}").judge(&observed(500, &headers, "boom"));
+    let failures = expect("{status: 2xx}").judged(&observed(500, &headers, "boom"));
     assert_eq!(
         failures[0].to_string(),
         "status: expected 2xx, got 500 (body: \"boom\")"
@@ -46,7 +58,7 @@ fn a_wrong_status_shows_the_status_and_the_body() {
 #[test]
 fn latency_is_compared_with_its_limit() {
     let headers = HeaderMap::new();
-    let failures = expect("{latency: 10ms}").judge(&observed(200, &headers, ""));
+    let failures = expect("{latency: 10ms}").judged(&observed(200, &headers, ""));
     assert_eq!(
         failures[0].to_string(),
         "latency: expected at most 10ms, got 40ms"
@@ -56,7 +68,7 @@ fn latency_is_compared_with_its_limit() {
 #[test]
 fn body_expectations_show_an_excerpt_of_what_came() {
     let headers = HeaderMap::new();
-    let failures = expect("{body_contains: green, body_matches: '^v2'}").judge(&observed(
+    let failures = expect("{body_contains: green, body_matches: '^v2'}").judged(&observed(
         200,
         &headers,
         "I am blue v1",
@@ -70,7 +82,7 @@ fn header_expectations_look_for_a_substring() {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("text/html"));
     let failures = expect("{headers: {content-type: json, x-version: '2'}}")
-        .judge(&observed(200, &headers, ""));
+        .judged(&observed(200, &headers, ""));
     assert_eq!(
         failures[0].to_string(),
         "header content-type: expected a value containing \"json\", got \"text/html\""
@@ -85,7 +97,7 @@ fn header_expectations_look_for_a_substring() {
 fn json_expectations_show_the_value_found() {
     let headers = HeaderMap::new();
     let e = expect("{json: {'$.color': green, '$.missing': 1, '$.items[*].id': [1, 2]}}");
-    let failures = e.judge(&observed(
+    let failures = e.judged(&observed(
         200,
         &headers,
         r#"{"color":"blue","items":[{"id":1},{"id":2}]}"#,
@@ -103,7 +115,7 @@ fn json_expectations_show_the_value_found() {
 #[test]
 fn json_expectations_fail_on_a_body_that_is_not_json() {
     let headers = HeaderMap::new();
-    let failures = expect("{json: {'$.color': green}}").judge(&observed(200, &headers, "<html>"));
+    let failures = expect("{json: {'$.color': green}}").judged(&observed(200, &headers, "<html>"));
     assert!(
         failures[0].measured.starts_with("a body that is not JSON"),
         "{failures:?}"
@@ -112,7 +124,7 @@ fn json_expectations_fail_on_a_body_that_is_not_json() {
         body_truncated: true,
         ..observed(200, &headers, "{\"a\":")
     };
-    assert!(expect("{json: {'$.a': 1}}").judge(&truncated)[0]
+    assert!(expect("{json: {'$.a': 1}}").judged(&truncated)[0]
         .measured
         .contains("1 MiB cap"));
 }

@@ -1,39 +1,45 @@
-//! The plan as written: serde types that mirror the YAML/JSON document field for field.
-//! Unknown fields are rejected here; meaning is checked in `plan::validate`.
+//! The plan as written: serde types that mirror the YAML/JSON document field for field, read
+//! one object at a time so that every problem is found in one pass: every unknown field (with a
+//! suggestion for a typo), and the first wrong value of each object. Meaning is checked in
+//! `plan::validate`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
+use super::FieldError;
 use crate::duration::serde_text as duration;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct PlanDocument {
-    pub version: serde_json::Value,
+    pub version: Value,
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub budget: Option<Duration>,
     #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Variables and headers whose values may be shown in output.
     #[serde(default)]
-    pub defaults: DefaultsDocument,
+    pub not_secret: Vec<String>,
     #[serde(default)]
-    pub checks: Vec<CheckDocument>,
+    pub defaults: Option<Value>,
+    #[serde(default)]
+    pub checks: Option<Vec<Value>>,
     /// ECS-native lifecycle stages (`POST_TEST_TRAFFIC_SHIFT`, …) and what to verify at each.
     #[serde(default)]
-    pub stages: BTreeMap<String, StageDocument>,
+    pub stages: Option<BTreeMap<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct StageDocument {
     #[serde(default)]
     pub target: Option<String>,
     #[serde(default)]
-    pub checks: Option<Vec<CheckDocument>>,
+    pub checks: Option<Vec<Value>>,
     #[serde(default)]
     pub attempts: Option<u32>,
     #[serde(default, deserialize_with = "duration::deserialize")]
@@ -43,7 +49,6 @@ pub(crate) struct StageDocument {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct DefaultsDocument {
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub timeout: Option<Duration>,
@@ -54,11 +59,10 @@ pub(crate) struct DefaultsDocument {
     #[serde(default, deserialize_with = "scalar_map")]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
-    pub expect: Option<ExpectDocument>,
+    pub expect: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct CheckDocument {
     pub name: String,
     #[serde(default)]
@@ -75,14 +79,13 @@ pub(crate) struct CheckDocument {
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub retry_delay: Option<Duration>,
     #[serde(default)]
-    pub expect: Option<ExpectDocument>,
+    pub expect: Option<Value>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct ExpectDocument {
     #[serde(default)]
-    pub status: Option<serde_json::Value>,
+    pub status: Option<Value>,
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub latency: Option<Duration>,
     #[serde(default, deserialize_with = "one_or_many")]
@@ -92,7 +95,7 @@ pub(crate) struct ExpectDocument {
     #[serde(default, deserialize_with = "scalar_map_opt")]
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    pub json: Option<BTreeMap<String, serde_json::Value>>,
+    pub json: Option<BTreeMap<String, Value>>,
 }
 
 impl ExpectDocument {
@@ -110,14 +113,174 @@ impl ExpectDocument {
     }
 }
 
+/// Reads one object of the plan at `at` (a field path such as `checks[2]`): every field it does
+/// not know is reported (with the nearest known name), then the first wrong value, if any.
+pub(crate) fn read<T: DeserializeOwned>(
+    value: Value,
+    at: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    let value = match value {
+        Value::Object(mut map) => {
+            let known = fields_of::<T>();
+            let unknown: Vec<String> = map
+                .keys()
+                .filter(|k| !known.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            for key in &unknown {
+                map.remove(key);
+                errors.push(FieldError {
+                    path: join(at, key),
+                    message: unknown_field(key, known),
+                });
+            }
+            Value::Object(map)
+        }
+        other => other,
+    };
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(document) => Some(document),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." {
+                at.to_string()
+            } else if at.is_empty() {
+                inner
+            } else if inner.starts_with('[') {
+                format!("{at}{inner}")
+            } else {
+                format!("{at}.{inner}")
+            };
+            errors.push(FieldError {
+                path,
+                message: plain(&e.into_inner().to_string()),
+            });
+            None
+        }
+    }
+}
+
+fn join(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_string()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+fn unknown_field(key: &str, known: &[&str]) -> String {
+    let nearest = known
+        .iter()
+        .map(|k| (edit_distance(key, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4))
+        .min();
+    let list = known
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match nearest {
+        Some((_, k)) => format!("unknown field `{key}`; did you mean `{k}`? (known: {list})"),
+        None => format!("unknown field `{key}` (known: {list})"),
+    }
+}
+
+/// serde's wording, made readable: "invalid type: integer `5`, expected a string" → "expected
+/// text, found the number 5".
+fn plain(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.split_once(", expected ") else {
+        return message.to_string();
+    };
+    let expected = match expected {
+        "a string" => "text",
+        "u32" | "usize" | "u64" => "a whole number",
+        "a sequence" => "a list",
+        "a map"
+        | "struct CheckDocument"
+        | "struct ExpectDocument"
+        | "struct StageDocument"
+        | "struct DefaultsDocument"
+        | "struct PlanDocument" => "a map",
+        other => other,
+    };
+    let found = found
+        .replace("integer ", "the number ")
+        .replace("floating point ", "the number ")
+        .replace("string ", "the text ")
+        .replace("boolean ", "the boolean ")
+        .replace("sequence", "a list")
+        .replace("unit value", "nothing (null)");
+    format!("expected {expected}, found {found}")
+}
+
+/// The names of a struct's fields, asked of its `Deserialize` implementation.
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    struct Probe(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl serde::de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Self {
+            Stop
+        }
+    }
+    impl<'de> Deserializer<'de> for &mut Probe {
+        type Error = Stop;
+        fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: serde::de::Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut probe = Probe(None);
+    let _ = T::deserialize(&mut probe);
+    probe.0.unwrap_or(&[])
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// Header maps accept any scalar (YAML `x-smoke: 1` is a number) and keep it as text.
 fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    let raw = BTreeMap::<String, serde_json::Value>::deserialize(d)?;
+    let raw = BTreeMap::<String, Value>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| match v {
-            serde_json::Value::String(s) => Ok((k, s)),
-            serde_json::Value::Number(n) => Ok((k, n.to_string())),
-            serde_json::Value::Bool(b) => Ok((k, b.to_string())),
+            Value::String(s) => Ok((k, s)),
+            Value::Number(n) => Ok((k, n.to_string())),
+            Value::Bool(b) => Ok((k, b.to_string())),
             other => Err(serde::de::Error::custom(format!(
                 "header \"{k}\" must be text, found {}",
                 kind_of(&other)
@@ -133,12 +296,12 @@ fn scalar_map_opt<'de, D: Deserializer<'de>>(
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => Ok(Some(vec![s])),
-        serde_json::Value::Array(items) => items
+    match Value::deserialize(d)? {
+        Value::String(s) => Ok(Some(vec![s])),
+        Value::Array(items) => items
             .into_iter()
             .map(|item| match item {
-                serde_json::Value::String(s) => Ok(s),
+                Value::String(s) => Ok(s),
                 other => Err(serde::de::Error::custom(format!(
                     "expected text, found {}",
                     kind_of(&other)
@@ -153,13 +316,69 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D
     }
 }
 
-pub(crate) fn kind_of(value: &serde_json::Value) -> String {
+pub(crate) fn kind_of(value: &Value) -> String {
     match value {
-        serde_json::Value::Null => "nothing (null)".into(),
-        serde_json::Value::Bool(b) => format!("a boolean ({b})"),
-        serde_json::Value::Number(n) => format!("a number ({n})"),
-        serde_json::Value::String(s) => format!("text (\"{s}\")"),
-        serde_json::Value::Array(_) => "a list".into(),
-        serde_json::Value::Object(_) => "a map".into(),
+        Value::Null => "nothing (null)".into(),
+        Value::Bool(b) => format!("a boolean ({b})"),
+        Value::Number(n) => format!("a number ({n})"),
+        Value::String(s) => format!("text (\"{s}\")"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a map".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unknown_field_is_named_with_a_suggestion() {
+        let mut errors = Vec::new();
+        let doc: Option<ExpectDocument> = read(
+            serde_json::json!({"stauts": 200, "latncy": "1s", "zzz": 1}),
+            "checks[0].expect",
+            &mut errors,
+        );
+        assert!(doc.is_some(), "the known fields still read");
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with(
+                "checks[0].expect.latncy: unknown field `latncy`; did you mean `latency`?"
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text[1].starts_with(
+                "checks[0].expect.stauts: unknown field `stauts`; did you mean `status`?"
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text[2].starts_with("checks[0].expect.zzz: unknown field `zzz` (known:"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_said_plainly() {
+        let mut errors = Vec::new();
+        let _: Option<CheckDocument> = read(
+            serde_json::json!({"name": 5, "path": "/"}),
+            "checks[1]",
+            &mut errors,
+        );
+        assert_eq!(
+            errors[0].to_string(),
+            "checks[1].name: expected text, found the number `5`"
+        );
+    }
+
+    #[test]
+    fn struct_fields_are_found() {
+        assert_eq!(
+            fields_of::<StageDocument>(),
+            &["target", "checks", "attempts", "within", "retry_after"]
+        );
     }
 }

@@ -1,29 +1,31 @@
 //! The verification plan: where it comes from (`GREENLIGHT_PLAN`, `GREENLIGHT_PLAN_FILE`, or the
 //! default plan built from `GREENLIGHT_TEST_URL`), how it is parsed and validated, and how it is
-//! resolved against the environment into checks that can run. `${VAR}` references are
-//! substituted in the target, paths, header values, bodies, `body_contains` and string values of
-//! `json` expectations.
+//! resolved against the environment into checks that can run.
 //!
-//! Parsing is strict: unknown fields are errors, and every error names the field's path
-//! (`checks[2].expect.status: "abc" is not a status code`).
+//! Two steps, and `greenlight plan check` runs both exactly as the hooks do:
+//! - [`PlanSpec::parse`] checks everything that does not depend on the environment (structure,
+//!   types, durations, `${VAR}` syntax, literal URLs) and reports every problem at once with its
+//!   field path (`checks[2].expect.status: "abc" is not a status code`);
+//! - [`PlanSpec::resolve`] fills in `${VAR}`s, joins paths to the target, and registers the
+//!   plan's secrets (see `crate::secrets`) before anything of it can run or be shown.
 
 mod document;
 mod resolve;
 pub mod status;
+pub mod target;
 mod validate;
 pub mod vars;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, Url};
 
+use crate::env::Env;
 use crate::expect::Expectations;
-use crate::redact::Redactor;
-use document::PlanDocument;
 pub use status::StatusMatcher;
+pub use vars::Template;
 
 /// Limits that keep a plan from exhausting a small Lambda function.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(60);
@@ -33,6 +35,10 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_millis(200);
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// How long ECS waits before invoking a stage's hook again after `IN_PROGRESS`.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// The longest a Lambda invocation can run; a longer budget is allowed but never reached.
+pub const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
+/// A plan file (or inline plan) longer than this is refused.
+pub const MAX_PLAN_BYTES: usize = crate::config_text::MAX_TEXT_BYTES;
 const MAX_RETRIES: u32 = 20;
 
 /// The ECS lifecycle stages that can invoke a Lambda hook.
@@ -75,15 +81,22 @@ pub enum PlanError {
     Source(String),
     #[error("plan: not valid YAML or JSON: {0}")]
     Syntax(String),
+    /// Problems in the plan itself, whatever the environment.
     #[error("plan: {}", join(.0))]
     Invalid(Vec<FieldError>),
+    /// Problems filling the plan in from this environment: unset variables, values that do not
+    /// make a URL.
+    #[error("plan: {}", join(.0))]
+    Unresolved(Vec<FieldError>),
 }
 
 impl PlanError {
     /// Each problem on its own, for listing one per line.
     pub fn problems(&self) -> Vec<String> {
         match self {
-            PlanError::Invalid(errors) => errors.iter().map(|e| e.to_string()).collect(),
+            PlanError::Invalid(errors) | PlanError::Unresolved(errors) => {
+                errors.iter().map(|e| e.to_string()).collect()
+            }
             other => vec![other.to_string().trim_start_matches("plan: ").to_string()],
         }
     }
@@ -97,43 +110,62 @@ fn join(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
-/// Where the plan comes from, read from `GREENLIGHT_*` variables. Empty values count as unset
-/// (SAM passes empty parameters as empty strings).
+/// A value and where it came from (`GREENLIGHT_TEST_URL`, `--target`, …), so messages can
+/// name what the user actually typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    pub from: String,
+}
+
+impl Setting {
+    pub fn new(value: impl Into<String>, from: impl Into<String>) -> Self {
+        Setting {
+            value: value.into(),
+            from: from.into(),
+        }
+    }
+}
+
+/// Where the plan comes from. Empty values count as unset (SAM passes empty parameters as
+/// empty strings); a value that is not UTF-8 is an error, never unset.
 #[derive(Debug, Clone, Default)]
 pub struct PlanSettings {
-    pub test_url: Option<String>,
-    pub inline: Option<String>,
-    pub file: Option<PathBuf>,
+    pub test_url: Option<Setting>,
+    pub inline: Option<Setting>,
+    pub file: Option<Setting>,
 }
 
 impl PlanSettings {
-    pub fn from_env() -> Self {
-        Self::from_lookup(&|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        PlanSettings {
-            test_url: get("GREENLIGHT_TEST_URL"),
-            inline: get("GREENLIGHT_PLAN"),
-            file: get("GREENLIGHT_PLAN_FILE").map(PathBuf::from),
-        }
+    /// Reads `GREENLIGHT_TEST_URL`, `GREENLIGHT_PLAN` and `GREENLIGHT_PLAN_FILE`.
+    pub fn from_env(env: &Env) -> Result<Self, PlanError> {
+        let get = |name: &str| -> Result<Option<Setting>, PlanError> {
+            env.setting(name)
+                .map(|v| v.map(|value| Setting::new(value, name)))
+                .map_err(|e| PlanError::Source(e.to_string()))
+        };
+        Ok(PlanSettings {
+            test_url: get("GREENLIGHT_TEST_URL")?,
+            inline: get("GREENLIGHT_PLAN")?,
+            file: get("GREENLIGHT_PLAN_FILE")?,
+        })
     }
 
     /// Reads and validates the configured plan, or builds the default plan.
     pub fn load_spec(&self) -> Result<PlanSpec, PlanError> {
         match (&self.inline, &self.file) {
-            (Some(_), Some(_)) => Err(PlanError::Source(
-                "both GREENLIGHT_PLAN and GREENLIGHT_PLAN_FILE are set; set only one".into(),
-            )),
-            (Some(text), None) => PlanSpec::parse(text),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    PlanError::Source(format!(
-                        "GREENLIGHT_PLAN_FILE={}: cannot read it: {e}",
-                        path.display()
-                    ))
-                })?;
+            (Some(inline), Some(file)) => Err(PlanError::Source(format!(
+                "both {} and {} are set; set only one",
+                inline.from, file.from
+            ))),
+            (Some(inline), None) => PlanSpec::parse(&inline.value),
+            (None, Some(file)) => {
+                let text = crate::files::read_text(
+                    &PathBuf::from(&file.value),
+                    MAX_PLAN_BYTES,
+                    crate::files::READ_TIME_LIMIT,
+                )
+                .map_err(|e| PlanError::Source(format!("{}: {e}", file.from)))?;
                 PlanSpec::parse(&text)
             }
             (None, None) if self.test_url.is_some() => Ok(PlanSpec::default_plan()),
@@ -142,27 +174,31 @@ impl PlanSettings {
     }
 
     /// Loads the plan and resolves it against the environment: the whole set-up a hook needs.
-    pub fn load(&self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Plan, PlanError> {
-        self.load_spec()?.resolve(self.test_url.as_deref(), lookup)
+    pub fn load(&self, env: &Env) -> Result<Plan, PlanError> {
+        self.load_spec()?.resolve(self.test_url.as_ref(), env)
     }
 }
 
-/// A parsed and validated plan whose `${VAR}` references and target are not yet resolved.
+/// A parsed and validated plan whose `${VAR}` references and target are not yet filled in.
 #[derive(Debug, Clone)]
 pub struct PlanSpec {
     pub budget: Duration,
     pub concurrency: usize,
-    pub target: Option<String>,
+    pub target: Option<Template>,
+    /// Variables and header names whose values may be shown (see `crate::secrets`).
+    pub not_secret: Vec<String>,
     pub checks: Vec<CheckSpec>,
     /// ECS-native stages with their own settings (and optionally their own checks).
     pub stages: std::collections::BTreeMap<String, StageSpec>,
+    /// Things that work but are probably not what was meant.
+    pub warnings: Vec<FieldError>,
 }
 
 /// What the ECS-native hook does at one lifecycle stage.
 #[derive(Debug, Clone)]
 pub struct StageSpec {
     /// Where this stage's checks go; defaults depend on the stage (see `ecs_hook`).
-    pub target: Option<String>,
+    pub target: Option<Template>,
     /// This stage's checks; `None` means the plan's top-level checks.
     pub checks: Option<Vec<CheckSpec>>,
     /// Invocations allowed before a failing verification becomes `FAILED` (1 = no second chance).
@@ -178,12 +214,13 @@ pub struct StageSpec {
 pub struct CheckSpec {
     pub name: String,
     pub method: Method,
-    pub path: String,
-    pub headers: Vec<(HeaderName, String)>,
-    pub body: Option<String>,
+    pub path: Template,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: Option<Template>,
     pub timeout: Duration,
     pub retries: u32,
     pub retry_delay: Duration,
+    /// Expectations with `${VAR}`s still in `body_contains` and `json` texts.
     pub expect: Expectations,
 }
 
@@ -194,10 +231,11 @@ impl PlanSpec {
             budget: DEFAULT_BUDGET,
             concurrency: DEFAULT_CONCURRENCY,
             target: None,
+            not_secret: Vec::new(),
             checks: vec![CheckSpec {
                 name: "test-listener".into(),
                 method: Method::GET,
-                path: String::new(),
+                path: Template::empty(),
                 headers: Vec::new(),
                 body: None,
                 timeout: DEFAULT_TIMEOUT,
@@ -206,17 +244,14 @@ impl PlanSpec {
                 expect: Expectations::default(),
             }],
             stages: Default::default(),
+            warnings: Vec::new(),
         }
     }
 
-    /// Parses plan text (YAML or JSON) and validates every field.
+    /// Parses plan text (YAML or JSON) and validates everything that does not depend on the
+    /// environment, reporting every problem found.
     pub fn parse(text: &str) -> Result<Self, PlanError> {
-        let value: serde_json::Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| PlanError::Syntax(e.to_string()))?
-        } else {
-            serde_saphyr::from_str(text)
-                .map_err(|e| PlanError::Syntax(first_line(&e.to_string())))?
-        };
+        let value = crate::config_text::parse(text).map_err(PlanError::Syntax)?;
         if !value.is_object() {
             return Err(PlanError::Invalid(vec![FieldError {
                 path: String::new(),
@@ -226,78 +261,15 @@ impl PlanSpec {
                 ),
             }]));
         }
-        let document: PlanDocument = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            PlanError::Invalid(vec![FieldError {
-                path: if path == "." { String::new() } else { path },
-                message: e.into_inner().to_string(),
-            }])
-        })?;
-        validate::validate(document)
+        validate::validate(value)
     }
 
-    /// Substitutes `${VAR}`s and joins each path to the target, producing runnable checks.
-    /// `target_override` (GREENLIGHT_TEST_URL or `--target`) wins over the plan's `target`.
-    pub fn resolve(
-        &self,
-        target_override: Option<&str>,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Plan, PlanError> {
-        let mut errors = Vec::new();
-        let mut secrets = Vec::new();
-        let target = match target_override
-            .map(str::to_string)
-            .or_else(|| self.target.clone())
-        {
-            Some(t) => match vars::substitute(&t, lookup) {
-                Ok(s) => {
-                    secrets.extend(s.inserted);
-                    Some((s.value, s.display))
-                }
-                Err(message) => {
-                    errors.push(FieldError {
-                        path: "target".into(),
-                        message,
-                    });
-                    None
-                }
-            },
-            None => None,
-        };
-        let mut checks = Vec::with_capacity(self.checks.len());
-        for (i, spec) in self.checks.iter().enumerate() {
-            match resolve::resolve_check(spec, target.as_ref(), lookup, &mut secrets) {
-                Ok(check) => checks.push(check),
-                Err(mut found) => {
-                    for e in &mut found {
-                        e.path = format!("checks[{i}]{}", e.path);
-                    }
-                    errors.extend(found);
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(PlanError::Invalid(errors));
-        }
-        for check in &checks {
-            secrets.extend(
-                check
-                    .headers
-                    .values()
-                    .filter_map(|v| v.to_str().ok().map(str::to_string)),
-            );
-        }
-        Ok(Plan {
-            budget: self.budget,
-            concurrency: self.concurrency,
-            checks,
-            redactor: Arc::new(Redactor::new(secrets)),
-        })
+    /// Fills in `${VAR}`s from `env` and joins each path to the target, producing runnable
+    /// checks, and registers the plan's secrets. `target_override` (GREENLIGHT_TEST_URL or
+    /// `--target`) wins over the plan's `target`.
+    pub fn resolve(&self, target_override: Option<&Setting>, env: &Env) -> Result<Plan, PlanError> {
+        resolve::resolve(self, target_override, env)
     }
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or_default().to_string()
 }
 
 /// A plan ready to run: every check has a full URL and concrete headers.
@@ -306,8 +278,8 @@ pub struct Plan {
     pub budget: Duration,
     pub concurrency: usize,
     pub checks: Vec<Check>,
-    /// Scrubs header values and substituted variables from anything shown to people.
-    pub redactor: Arc<Redactor>,
+    /// The plan's warnings (see [`PlanSpec::warnings`]), to log where it runs.
+    pub warnings: Vec<FieldError>,
 }
 
 /// One runnable HTTP check.
@@ -316,14 +288,14 @@ pub struct Check {
     pub name: String,
     pub method: Method,
     pub url: Url,
-    /// `METHOD url` with `${VAR}`s as written: safe to log.
+    /// `METHOD url` with `${VAR}`s as written and userinfo masked: safe to log.
     pub request_line: String,
     pub headers: HeaderMap,
     pub body: Option<String>,
     pub timeout: Duration,
     pub retries: u32,
     pub retry_delay: Duration,
-    pub expect: Expectations,
+    pub expect: std::sync::Arc<Expectations>,
 }
 
 #[cfg(test)]

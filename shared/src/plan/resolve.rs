@@ -1,152 +1,277 @@
 //! Turning a validated plan into runnable checks: `${VAR}` substitution, joining paths to the
-//! target, building headers, and collecting the values that must never be shown.
+//! target, building headers, and registering the values that must never be shown.
+
+use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::Url;
 
-use super::{vars, Check, CheckSpec, FieldError};
+use super::target::{has_scheme, parse_absolute, Target};
+use super::*;
+use crate::secrets;
 
-pub(super) fn resolve_check(
-    spec: &CheckSpec,
-    target: Option<&(String, String)>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    secrets: &mut Vec<String>,
-) -> Result<Check, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut error = |path: &str, message: String| {
-        errors.push(FieldError {
+/// The values of one plan that are secret, gathered while it is filled in.
+#[derive(Default)]
+struct Found {
+    secrets: Vec<String>,
+    userinfo: Vec<(String, Option<String>)>,
+    errors: Vec<FieldError>,
+}
+
+impl Found {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
             path: path.into(),
-            message,
-        })
-    };
-
-    let (url, display) = match vars::substitute(&spec.path, lookup) {
-        Err(message) => {
-            error(".path", message);
-            (None, String::new())
-        }
-        Ok(path) => {
-            secrets.extend(path.inserted);
-            let joined = if is_absolute(&path.value) {
-                Some((path.value.clone(), path.display.clone()))
-            } else {
-                target.map(|(value, display)| {
-                    (
-                        join_url(value, &path.value),
-                        join_url(display, &path.display),
-                    )
-                })
-            };
-            match joined {
-                None => {
-                    error(
-                        ".path",
-                        format!(
-                            "\"{}\" is relative but no target is set: set GREENLIGHT_TEST_URL (or the plan's `target`, or --target)",
-                            spec.path
-                        ),
-                    );
-                    (None, String::new())
-                }
-                Some((value, display)) => match Url::parse(&value) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => (Some(url), display),
-                    Ok(url) => {
-                        error(
-                            ".path",
-                            format!(
-                                "\"{display}\" uses {}: only http and https are supported",
-                                url.scheme()
-                            ),
-                        );
-                        (None, display)
-                    }
-                    Err(e) => {
-                        error(".path", format!("\"{display}\" is not a valid URL: {e}"));
-                        (None, display)
-                    }
-                },
-            }
-        }
-    };
-
-    let mut headers = HeaderMap::new();
-    for (name, template) in &spec.headers {
-        match vars::substitute(template, lookup) {
-            Ok(s) => match HeaderValue::from_str(&s.value) {
-                Ok(mut value) => {
-                    value.set_sensitive(true);
-                    secrets.extend(s.inserted);
-                    headers.insert(name.clone(), value);
-                }
-                Err(_) => error(
-                    &format!(".headers.{name}"),
-                    "the value (after substitution) is not a valid header value".into(),
-                ),
-            },
-            Err(message) => error(&format!(".headers.{name}"), message),
-        }
+            message: message.into(),
+        });
     }
+}
 
-    let body = match &spec.body {
-        None => None,
-        Some(template) => match vars::substitute(template, lookup) {
-            Ok(s) => {
-                secrets.extend(s.inserted);
-                Some(s.value)
-            }
+/// What may be shown: variables and headers the plan lists in `not_secret`.
+struct Visible<'a>(&'a [String]);
+
+impl Visible<'_> {
+    fn variable(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n == name)
+    }
+    fn header(&self, name: &str) -> bool {
+        self.0.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
+pub(super) fn resolve(
+    spec: &PlanSpec,
+    target_override: Option<&Setting>,
+    env: &Env,
+) -> Result<Plan, PlanError> {
+    let visible = Visible(&spec.not_secret);
+    let mut found = Found::default();
+    let target = match target_override {
+        Some(setting) => match Target::parse(&setting.value, &setting.value, &setting.from) {
+            Ok(t) => Some(t),
             Err(message) => {
-                error(".body", message);
+                found.error("", message);
                 None
             }
         },
+        None => spec
+            .target
+            .as_ref()
+            .and_then(|t| fill_target(t, "target", env, &visible, &mut found)),
     };
+    if let Some((user, password)) = target.as_ref().and_then(Target::userinfo) {
+        found
+            .userinfo
+            .push((user.to_string(), password.map(str::to_string)));
+    }
+    let mut checks = Vec::with_capacity(spec.checks.len());
+    for (i, check) in spec.checks.iter().enumerate() {
+        if let Some(check) = resolve_check(
+            check,
+            &format!("checks[{i}]"),
+            target.as_ref(),
+            env,
+            &visible,
+            &mut found,
+        ) {
+            checks.push(check);
+        }
+    }
+    // Secrets are registered whatever happens, before any message about this plan is shown.
+    let registry = secrets::global();
+    registry.add(&found.secrets);
+    for (user, password) in &found.userinfo {
+        registry.add_userinfo(user, password.as_deref());
+    }
+    if !found.errors.is_empty() {
+        return Err(PlanError::Unresolved(found.errors));
+    }
+    Ok(Plan {
+        budget: spec.budget,
+        concurrency: spec.concurrency,
+        checks,
+        warnings: spec.warnings.clone(),
+    })
+}
+
+/// Fills in a template; inserted values are secret unless their variable is visible.
+fn fill(
+    template: &Template,
+    path: &str,
+    env: &Env,
+    visible: &Visible<'_>,
+    found: &mut Found,
+) -> Option<vars::Substituted> {
+    fill_in(template, path, env, &|name| visible.variable(name), found)
+}
+
+fn fill_in(
+    template: &Template,
+    path: &str,
+    env: &Env,
+    shown: &dyn Fn(&str) -> bool,
+    found: &mut Found,
+) -> Option<vars::Substituted> {
+    match template.substitute(env) {
+        Ok(s) => {
+            found.secrets.extend(
+                s.inserted
+                    .iter()
+                    .filter(|(name, _)| !shown(name))
+                    .map(|(_, value)| value.clone()),
+            );
+            Some(s)
+        }
+        Err(message) => {
+            found.error(path, message);
+            None
+        }
+    }
+}
+
+fn fill_target(
+    template: &Template,
+    path: &str,
+    env: &Env,
+    visible: &Visible<'_>,
+    found: &mut Found,
+) -> Option<Target> {
+    let s = fill(template, path, env, visible, found)?;
+    match Target::parse(&s.value, &s.display, "") {
+        Ok(t) => Some(t),
+        Err(message) => {
+            found.error(path, message.trim_start().to_string());
+            None
+        }
+    }
+}
+
+fn resolve_check(
+    spec: &CheckSpec,
+    at: &str,
+    target: Option<&Target>,
+    env: &Env,
+    visible: &Visible<'_>,
+    found: &mut Found,
+) -> Option<Check> {
+    let errors_before = found.errors.len();
+    let path_at = format!("{at}.path");
+    let joined = fill(&spec.path, &path_at, env, visible, found).and_then(|path| {
+        let result = if has_scheme(&path.value) {
+            parse_absolute(&path.value, &path.display)
+        } else {
+            match target {
+                Some(target) => target.join(&path.value, &path.display),
+                None => Err(format!(
+                    "\"{}\" is relative but no target is set: set GREENLIGHT_TEST_URL (or the plan's `target`, or --target)",
+                    path.display
+                )),
+            }
+        };
+        result.map_err(|message| found.error(&path_at, message)).ok()
+    });
+    if let Some((url, _)) = &joined {
+        if url.username() != "" || url.password().is_some() {
+            found.userinfo.push((
+                url.username().to_string(),
+                url.password().map(str::to_string),
+            ));
+        }
+    }
+
+    let mut headers = HeaderMap::new();
+    for (name, template) in &spec.headers {
+        let path = format!("{at}.headers.{name}");
+        // A header listed in `not_secret` may be shown whole, variables in it included.
+        let header_visible = visible.header(name.as_str());
+        let shown = |variable: &str| header_visible || visible.variable(variable);
+        let Some(s) = fill_in(template, &path, env, &shown, found) else {
+            continue;
+        };
+        match HeaderValue::from_str(&s.value) {
+            Ok(mut value) => {
+                value.set_sensitive(!header_visible);
+                if !header_visible {
+                    found.secrets.push(s.value.clone());
+                    push_credential_token(&s.value, &mut found.secrets);
+                }
+                headers.insert(name.clone(), value);
+            }
+            Err(_) => found.error(
+                path,
+                "the value (after substitution) is not a valid header value (control characters or line breaks)",
+            ),
+        }
+    }
+
+    let body = spec.body.as_ref().and_then(|template| {
+        let s = fill(template, &format!("{at}.body"), env, visible, found)?;
+        found.secrets.push(s.value.clone());
+        Some(s.value)
+    });
 
     let mut expect = spec.expect.clone();
     for (i, needle) in expect.body_contains.iter_mut().enumerate() {
-        match vars::substitute(needle, lookup) {
-            Ok(s) => *needle = s.value,
-            Err(message) => error(&format!(".expect.body_contains[{i}]"), message),
+        let path = format!("{at}.expect.body_contains[{i}]");
+        if let Some(s) = Template::parse(needle)
+            .map_err(|m| found.error(&path, m))
+            .ok()
+            .and_then(|t| fill(&t, &path, env, visible, found))
+        {
+            *needle = s.value;
         }
     }
     for j in &mut expect.json {
         if let serde_json::Value::String(text) = &j.expected {
-            match vars::substitute(text, lookup) {
-                Ok(s) => j.expected = serde_json::Value::String(s.value),
-                Err(message) => error(&format!(".expect.json.{}", j.expression), message),
+            let path = format!("{at}.expect.json.{}", j.expression);
+            if let Some(s) = Template::parse(text)
+                .map_err(|m| found.error(&path, m))
+                .ok()
+                .and_then(|t| fill(&t, &path, env, visible, found))
+            {
+                j.expected = serde_json::Value::String(s.value);
             }
         }
     }
 
-    match (url, errors.is_empty()) {
-        (Some(url), true) => Ok(Check {
-            name: spec.name.clone(),
-            request_line: format!("{} {display}", spec.method),
-            method: spec.method.clone(),
-            url,
-            headers,
-            body,
-            timeout: spec.timeout,
-            retries: spec.retries,
-            retry_delay: spec.retry_delay,
-            expect,
-        }),
-        _ => Err(errors),
-    }
+    let (url, display) = joined?;
+    (found.errors.len() == errors_before).then(|| Check {
+        name: spec.name.clone(),
+        request_line: format!("{} {display}", spec.method),
+        method: spec.method.clone(),
+        url,
+        headers,
+        body,
+        timeout: spec.timeout,
+        retries: spec.retries,
+        retry_delay: spec.retry_delay,
+        expect: Arc::new(expect),
+    })
 }
 
-pub(super) fn is_absolute(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://") || lower.contains("://")
-}
-
-/// Joins without dropping a base path: `http://h:8080/base` + `/health` = `http://h:8080/base/health`.
-fn join_url(base: &str, path: &str) -> String {
-    if path.is_empty() {
-        return base.to_string();
+/// `Bearer abc…` → also `abc…`, and a `Basic` credential decoded, so that the token is
+/// recognised when it is echoed on its own.
+fn push_credential_token(value: &str, secrets: &mut Vec<String>) {
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return;
+    };
+    let token = token.trim();
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        return;
     }
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+    secrets.push(token.to_string());
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine;
+        if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) {
+            if let Ok(pair) = String::from_utf8(decoded) {
+                if let Some((_, password)) = pair.split_once(':') {
+                    secrets.push(password.to_string());
+                }
+                secrets.push(pair);
+            }
+        }
+    }
 }

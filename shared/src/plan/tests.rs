@@ -1,10 +1,21 @@
 use super::*;
+use crate::env::Env;
 
-fn env(name: &str) -> Option<String> {
-    match name {
-        "SMOKE_TOKEN" => Some("tok-123456".into()),
-        "GREEN_URL" => Some("http://127.0.0.1:9999".into()),
-        _ => None,
+fn env() -> Env {
+    Env::from_pairs([
+        ("SMOKE_TOKEN", "tok-123456"),
+        ("GREEN_URL", "http://127.0.0.1:9999"),
+    ])
+}
+
+fn test_url(url: &str) -> Setting {
+    Setting::new(url, "GREENLIGHT_TEST_URL")
+}
+
+fn unresolved(spec: &PlanSpec, target: Option<&str>) -> Vec<String> {
+    match spec.resolve(target.map(test_url).as_ref(), &env()) {
+        Err(PlanError::Unresolved(errors)) => errors.iter().map(|e| e.to_string()).collect(),
+        other => panic!("expected problems filling in the plan, got {other:?}"),
     }
 }
 
@@ -67,19 +78,25 @@ fn json_plans_parse_too() {
 fn resolving_substitutes_variables_joins_the_target_and_collects_secrets() {
     let plan = PlanSpec::parse(DESIGN_EXAMPLE)
         .unwrap()
-        .resolve(Some("http://127.0.0.1:8080/base/"), &env)
+        .resolve(Some(&test_url("http://127.0.0.1:8080/base/")), &env())
         .unwrap();
     let check = &plan.checks[0];
     assert_eq!(check.url.as_str(), "http://127.0.0.1:8080/base/health");
     assert_eq!(check.request_line, "GET http://127.0.0.1:8080/base/health");
     assert_eq!(check.headers["authorization"], "Bearer tok-123456");
-    assert_eq!(plan.redactor.redact("echo: Bearer tok-123456"), "echo: ***");
+    assert_eq!(
+        crate::secrets::global().redact("echo: Bearer tok-123456"),
+        "echo: ***"
+    );
 }
 
 #[test]
 fn the_target_may_come_from_the_plan_and_paths_may_be_full_urls() {
     let text = "version: 1\ntarget: ${GREEN_URL}\nchecks:\n  - {name: a, path: /a}\n  - {name: b, path: 'http://127.0.0.1:1/b'}\n";
-    let plan = PlanSpec::parse(text).unwrap().resolve(None, &env).unwrap();
+    let plan = PlanSpec::parse(text)
+        .unwrap()
+        .resolve(None, &env())
+        .unwrap();
     assert_eq!(plan.checks[0].url.as_str(), "http://127.0.0.1:9999/a");
     assert_eq!(plan.checks[0].request_line, "GET ${GREEN_URL}/a");
     assert_eq!(plan.checks[1].url.as_str(), "http://127.0.0.1:1/b");
@@ -89,7 +106,7 @@ fn the_target_may_come_from_the_plan_and_paths_may_be_full_urls() {
 fn a_relative_path_without_a_target_is_an_error_that_says_what_to_set() {
     let err = PlanSpec::parse("version: 1\nchecks: [{name: a, path: /a}]")
         .unwrap()
-        .resolve(None, &env)
+        .resolve(None, &env())
         .unwrap_err();
     assert!(
         err.to_string().contains(
@@ -104,7 +121,7 @@ fn an_unset_variable_is_an_error_at_its_field() {
     let text = "version: 1\nchecks: [{name: a, path: /a, headers: {X-Key: '${NOPE}'}}]";
     let err = PlanSpec::parse(text)
         .unwrap()
-        .resolve(Some("http://h"), &env)
+        .resolve(Some(&test_url("http://h")), &env())
         .unwrap_err();
     assert!(
         err.to_string()
@@ -119,7 +136,8 @@ fn unknown_fields_are_errors_with_their_path() {
         invalid("version: 1\nchecks:\n  - name: a\n    path: /\n    expect: {stauts: 200}\n");
     assert_eq!(errors.len(), 1);
     assert!(
-        errors[0].starts_with("checks[0].expect.stauts: unknown field `stauts`"),
+        errors[0]
+            .starts_with("checks[0].expect.stauts: unknown field `stauts`; did you mean `status`?"),
         "{errors:?}"
     );
     let errors = invalid("version: 1\nbudgett: 5s\nchecks: []\n");
@@ -230,40 +248,183 @@ fn defaults_expect_applies_field_by_field() {
 
 #[test]
 fn settings_choose_the_source_and_treat_empty_as_unset() {
-    let lookup = |name: &str| match name {
-        "GREENLIGHT_TEST_URL" => Some("http://127.0.0.1:1".to_string()),
-        "GREENLIGHT_PLAN" => Some(String::new()),
-        _ => None,
-    };
-    let settings = PlanSettings::from_lookup(&lookup);
-    let plan = settings.load(&lookup).unwrap();
+    let env = Env::from_pairs([
+        ("GREENLIGHT_TEST_URL", "http://127.0.0.1:1"),
+        ("GREENLIGHT_PLAN", ""),
+    ]);
+    let settings = PlanSettings::from_env(&env).unwrap();
+    let plan = settings.load(&env).unwrap();
     assert_eq!(plan.checks.len(), 1, "the default plan has one check");
     assert_eq!(plan.checks[0].url.as_str(), "http://127.0.0.1:1/");
     assert_eq!(plan.checks[0].expect.status.to_string(), "200-399");
 
     assert_eq!(
-        PlanSettings::default().load(&lookup).unwrap_err(),
+        PlanSettings::default().load(&env).unwrap_err(),
         PlanError::Missing
     );
     let both = PlanSettings {
-        inline: Some("x".into()),
-        file: Some("y".into()),
+        inline: Some(Setting::new("x", "GREENLIGHT_PLAN")),
+        file: Some(Setting::new("y", "--plan")),
         ..Default::default()
     };
-    assert!(both
-        .load_spec()
-        .unwrap_err()
-        .to_string()
-        .contains("set only one"));
+    assert_eq!(
+        both.load_spec().unwrap_err().to_string(),
+        "plan: both GREENLIGHT_PLAN and --plan are set; set only one"
+    );
     let missing = PlanSettings {
-        file: Some("/nonexistent/plan.yaml".into()),
+        file: Some(Setting::new("/nonexistent/plan.yaml", "--plan")),
         ..Default::default()
     };
-    assert!(missing
-        .load_spec()
-        .unwrap_err()
-        .to_string()
-        .contains("GREENLIGHT_PLAN_FILE=/nonexistent/plan.yaml: cannot read it"));
+    assert_eq!(
+        missing.load_spec().unwrap_err().to_string(),
+        "plan: --plan: /nonexistent/plan.yaml: no such file"
+    );
+}
+
+#[test]
+fn a_plan_variable_that_is_not_utf8_is_an_error_not_the_default_plan() {
+    use std::os::unix::ffi::OsStringExt;
+    let env = Env::from_os_fn(|name| match name {
+        "GREENLIGHT_TEST_URL" => Some("http://127.0.0.1:1".into()),
+        "GREENLIGHT_PLAN" => Some(std::ffi::OsString::from_vec(b"version: 1\xff".to_vec())),
+        _ => None,
+    });
+    let err = PlanSettings::from_env(&env).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plan: environment variable GREENLIGHT_PLAN is not valid UTF-8 text; set it to plain text"
+    );
+}
+
+#[test]
+fn a_fragment_in_the_target_is_refused_instead_of_swallowing_paths() {
+    let spec = PlanSpec::parse("version: 1\nchecks: [{name: a, path: /boom}]").unwrap();
+    for target in ["http://green/#", "http://green/#frag"] {
+        let errors = unresolved(&spec, Some(target));
+        assert!(errors[0].contains("has a fragment"), "{errors:?}");
+    }
+}
+
+#[test]
+fn a_query_in_the_target_is_merged_with_the_paths_query() {
+    let spec =
+        PlanSpec::parse("version: 1\nchecks: [{name: a, path: /boom}, {name: b, path: '/v?x=2'}]")
+            .unwrap();
+    let plan = spec
+        .resolve(Some(&test_url("http://green/?tenant=1")), &env())
+        .unwrap();
+    assert_eq!(plan.checks[0].url.as_str(), "http://green/boom?tenant=1");
+    assert_eq!(plan.checks[1].url.as_str(), "http://green/v?tenant=1&x=2");
+}
+
+#[test]
+fn structural_url_problems_are_found_without_an_environment() {
+    for (text, expected) in [
+        (
+            "path: 'ftp://x/y'",
+            "checks[0].path: \"ftp://x/y\" uses ftp",
+        ),
+        ("path: 'http://'", "checks[0].path: \"http://\" has no host"),
+        (
+            "path: '/b/${'",
+            "checks[0].path: \"/b/${\" has a \"${\" without its closing",
+        ),
+        ("path: '/a#b'", "checks[0].path: \"/a#b\" has a fragment"),
+    ] {
+        let errors = invalid(&format!("version: 1\nchecks: [{{name: a, {text}}}]"));
+        assert!(
+            errors.iter().any(|e| e.starts_with(expected)),
+            "{text}: {errors:?}"
+        );
+    }
+    let errors = invalid("version: 1\ntarget: not a url\nchecks: [{name: a, path: /}]");
+    assert!(
+        errors[0].starts_with("target: \"not a url\" is not a URL"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn an_unset_variable_in_the_target_is_an_environment_problem() {
+    let spec =
+        PlanSpec::parse("version: 1\ntarget: ${UNSET}\nchecks: [{name: a, path: /}]").unwrap();
+    let errors = unresolved(&spec, None);
+    assert!(
+        errors[0].starts_with("target: environment variable UNSET is not set"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn a_json_key_written_twice_is_refused_with_its_path() {
+    let err = PlanSpec::parse(
+        r#"{"version": 1, "checks": [{"name": "a", "path": "/", "expect": {"status": 200, "status": 500}}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the key \"status\" is written twice in checks[0].expect"),
+        "{err}"
+    );
+    let err =
+        PlanSpec::parse(r#"{"version": 1, "checks": [{"name": "a", "path": "/"}], "checks": []}"#)
+            .unwrap_err();
+    assert!(
+        err.to_string().contains("\"checks\" is written twice"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_typo_is_named_at_once() {
+    let errors = invalid(
+        "version: 1\nbudgett: 5s\nchecks:\n  - {name: a, path: /, expect: {stauts: 200}}\n  - {name: b, path: /, retires: 2}\n",
+    );
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0].starts_with("budgett: unknown field"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].starts_with("checks[0].expect.stauts"),
+        "{errors:?}"
+    );
+    assert!(errors[2].contains("did you mean `retries`"), "{errors:?}");
+}
+
+#[test]
+fn a_budget_longer_than_lambda_allows_is_a_warning() {
+    let spec = PlanSpec::parse("version: 1\nbudget: 20m\nchecks: [{name: a, path: /}]").unwrap();
+    assert_eq!(spec.warnings.len(), 1);
+    assert!(
+        spec.warnings[0]
+            .to_string()
+            .starts_with("budget: 20m is longer than a Lambda invocation can run (15m)"),
+        "{:?}",
+        spec.warnings
+    );
+}
+
+#[test]
+fn secrets_are_registered_with_their_encoded_forms_unless_listed_as_not_secret() {
+    let env = Env::from_pairs([
+        ("API_TOKEN", "tok \"quoted\" value"),
+        ("EXPECTED_VERSION", "2.0.0-visible"),
+    ]);
+    let text = "version: 1\nnot_secret: [EXPECTED_VERSION, x-visible]\nchecks:\n  - {name: a, path: /, headers: {authorization: 'Bearer ${API_TOKEN}', x-visible: on-display}, expect: {json: {'$.v': '${EXPECTED_VERSION}'}}}\n";
+    PlanSpec::parse(text)
+        .unwrap()
+        .resolve(Some(&test_url("http://user:pa55word@h")), &env)
+        .unwrap();
+    let secrets = crate::secrets::global();
+    assert_eq!(
+        secrets.redact("tok \\\"quoted\\\" value"),
+        "***",
+        "JSON-escaped"
+    );
+    assert_eq!(secrets.redact("pa55word"), "***", "userinfo");
+    assert_eq!(secrets.redact("2.0.0-visible"), "2.0.0-visible");
+    assert_eq!(secrets.redact("on-display"), "on-display");
 }
 
 #[test]
@@ -283,7 +444,7 @@ fn expected_values_may_come_from_the_environment() {
     let text = "version: 1\nchecks: [{name: v, path: /v, expect: {body_contains: '${SMOKE_TOKEN}', json: {'$.url': '${GREEN_URL}', '$.n': 1}}}]";
     let plan = PlanSpec::parse(text)
         .unwrap()
-        .resolve(Some("http://h"), &env)
+        .resolve(Some(&test_url("http://h")), &env())
         .unwrap();
     let expect = &plan.checks[0].expect;
     assert_eq!(expect.body_contains, vec!["tok-123456".to_string()]);

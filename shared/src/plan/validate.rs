@@ -1,23 +1,65 @@
-//! Checking a plan's meaning where serde cannot: version, names, methods, headers, regular
-//! expressions, JSONPaths and limits. Every problem is collected, with its field path.
+//! Checking a plan's meaning where serde cannot: version, names, methods, headers, `${VAR}`
+//! syntax, literal URLs, regular expressions, JSONPaths and limits. Every problem is collected,
+//! with its field path; nothing here depends on the environment.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::header::HeaderName;
 use reqwest::Method;
+use serde_json::Value;
 
-use super::document::{CheckDocument, ExpectDocument, PlanDocument};
-use super::resolve::is_absolute;
+use super::document::{
+    read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, StageDocument,
+};
+use super::target::{has_scheme, parse_absolute, Target};
 use super::*;
+use crate::duration::format_duration;
 use crate::expect::{Expectations, JsonExpectation};
 
-pub(super) fn validate(document: PlanDocument) -> Result<PlanSpec, PlanError> {
-    let mut errors = Vec::new();
-    let mut error = |path: String, message: String| errors.push(FieldError { path, message });
+/// Collects problems with their paths.
+#[derive(Default)]
+struct Problems {
+    errors: Vec<FieldError>,
+    warnings: Vec<FieldError>,
+}
+
+impl Problems {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// A template, with its syntax checked.
+    fn template(&mut self, path: &str, text: &str) -> Option<Template> {
+        match Template::parse(text) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                self.error(path, message);
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
+    let mut p = Problems::default();
+    let Some(document) = read::<PlanDocument>(value, "", &mut p.errors) else {
+        return Err(PlanError::Invalid(p.errors));
+    };
 
     if document.version != serde_json::json!(1) {
-        error(
-            "version".into(),
+        p.error(
+            "version",
             format!(
                 "this greenlight reads plan version 1; found {}",
                 document.version
@@ -26,40 +68,72 @@ pub(super) fn validate(document: PlanDocument) -> Result<PlanSpec, PlanError> {
     }
     let budget = document.budget.unwrap_or(DEFAULT_BUDGET);
     if budget.is_zero() {
-        error("budget".into(), "must be longer than 0s".into());
+        p.error("budget", "must be longer than 0s");
+    } else if budget > LAMBDA_MAX {
+        p.warn(
+            "budget",
+            format!(
+                "{} is longer than a Lambda invocation can run ({}); the invocation's deadline will end verification first",
+                format_duration(budget),
+                format_duration(LAMBDA_MAX)
+            ),
+        );
     }
     let concurrency = document.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
     if !(1..=MAX_CONCURRENCY).contains(&concurrency) {
-        error(
-            "concurrency".into(),
+        p.error(
+            "concurrency",
             format!("must be between 1 and {MAX_CONCURRENCY}, found {concurrency}"),
         );
     }
-    let stage_checks = document
-        .stages
-        .values()
-        .any(|s| s.checks.as_ref().is_some_and(|c| !c.is_empty()));
-    if document.checks.is_empty() && !stage_checks {
-        error("checks".into(), "a plan needs at least one check".into());
+    let target = document
+        .target
+        .as_deref()
+        .and_then(|t| target_template(&mut p, "target", t));
+    for (i, name) in document.not_secret.iter().enumerate() {
+        if name.trim().is_empty() {
+            p.error(
+                format!("not_secret[{i}]"),
+                "must name a variable or a header",
+            );
+        }
     }
-    let defaults = Defaults {
-        headers: validate_headers(&document.defaults.headers, "defaults.headers", &mut error),
-        expect: document.defaults.expect.clone().unwrap_or_default(),
-        timeout: document.defaults.timeout,
-        retries: document.defaults.retries,
-        retry_delay: document.defaults.retry_delay,
-    };
-    if let Some(expect) = &document.defaults.expect {
-        build_expectations(expect, "defaults.expect", &mut error);
-    }
-    check_limits("defaults", defaults.timeout, defaults.retries, &mut error);
-    let checks = validate_checks(document.checks, "checks", &defaults, &mut error);
 
-    let mut stages = std::collections::BTreeMap::new();
-    for (stage, doc) in document.stages {
+    let defaults_document = document
+        .defaults
+        .and_then(|d| read::<DefaultsDocument>(d, "defaults", &mut p.errors))
+        .unwrap_or_default();
+    let defaults_expect = defaults_document
+        .expect
+        .and_then(|e| read::<ExpectDocument>(e, "defaults.expect", &mut p.errors));
+    if let Some(expect) = &defaults_expect {
+        build_expectations(expect, "defaults.expect", &mut p);
+    }
+    check_limits(
+        "defaults",
+        defaults_document.timeout,
+        defaults_document.retries,
+        &mut p,
+    );
+    let defaults = Defaults {
+        headers: validate_headers(&defaults_document.headers, "defaults.headers", &mut p),
+        expect: defaults_expect.unwrap_or_default(),
+        timeout: defaults_document.timeout,
+        retries: defaults_document.retries,
+        retry_delay: defaults_document.retry_delay,
+    };
+
+    let checks = validate_checks(
+        document.checks.unwrap_or_default(),
+        "checks",
+        &defaults,
+        &mut p,
+    );
+    let mut stages = BTreeMap::new();
+    for (stage, value) in document.stages.unwrap_or_default() {
         let at = format!("stages.{stage}");
         if !ECS_STAGES.contains(&stage.as_str()) {
-            error(
+            p.error(
                 at.clone(),
                 format!(
                     "\"{stage}\" is not an ECS lifecycle stage with hooks; use one of {}",
@@ -67,39 +141,66 @@ pub(super) fn validate(document: PlanDocument) -> Result<PlanSpec, PlanError> {
                 ),
             );
         }
+        let Some(doc) = read::<StageDocument>(value, &at, &mut p.errors) else {
+            continue;
+        };
         if doc.attempts == Some(0) {
-            error(format!("{at}.attempts"), "must be at least 1".into());
+            p.error(format!("{at}.attempts"), "must be at least 1");
         }
-        let checks = doc
+        let stage_target = doc
+            .target
+            .as_deref()
+            .and_then(|t| target_template(&mut p, &format!("{at}.target"), t));
+        let stage_checks = doc
             .checks
-            .map(|c| validate_checks(c, &format!("{at}.checks"), &defaults, &mut error));
+            .map(|c| validate_checks(c, &format!("{at}.checks"), &defaults, &mut p));
         stages.insert(
             stage,
             StageSpec {
-                target: doc.target,
-                checks,
+                target: stage_target,
+                checks: stage_checks,
                 attempts: doc.attempts.unwrap_or(1),
                 within: doc.within,
                 retry_after: doc.retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
             },
         );
     }
-    if errors.is_empty() {
+    let stage_checks = stages
+        .values()
+        .any(|s| s.checks.as_ref().is_some_and(|c| !c.is_empty()));
+    if checks.is_empty() && !stage_checks && p.errors.is_empty() {
+        p.error("checks", "a plan needs at least one check");
+    }
+    if p.errors.is_empty() {
         Ok(PlanSpec {
             budget,
             concurrency,
-            target: document.target,
+            target,
+            not_secret: document.not_secret,
             checks,
             stages,
+            warnings: p.warnings,
         })
     } else {
-        Err(PlanError::Invalid(errors))
+        Err(PlanError::Invalid(p.errors))
     }
+}
+
+/// A target as written: its `${VAR}` syntax, and, when it is literal, the URL itself.
+fn target_template(p: &mut Problems, path: &str, text: &str) -> Option<Template> {
+    let template = p.template(path, text)?;
+    if let Some(literal) = template.literal() {
+        if let Err(message) = Target::parse(&literal, &literal, "") {
+            p.error(path, message.trim_start().to_string());
+            return None;
+        }
+    }
+    Some(template)
 }
 
 /// What `defaults` gives every check.
 struct Defaults {
-    headers: Vec<(HeaderName, String)>,
+    headers: Vec<(HeaderName, Template)>,
     expect: ExpectDocument,
     timeout: Option<Duration>,
     retries: Option<u32>,
@@ -107,21 +208,25 @@ struct Defaults {
 }
 
 fn validate_checks(
-    documents: Vec<CheckDocument>,
+    documents: Vec<Value>,
     prefix: &str,
     defaults: &Defaults,
-    error: &mut impl FnMut(String, String),
+    p: &mut Problems,
 ) -> Vec<CheckSpec> {
     if documents.len() > MAX_CHECKS {
-        error(
-            prefix.into(),
+        p.error(
+            prefix,
             format!("at most {MAX_CHECKS} checks, found {}", documents.len()),
         );
+        return Vec::new();
     }
     let mut names = std::collections::HashSet::new();
     let mut checks = Vec::new();
-    for (i, check) in documents.into_iter().enumerate() {
+    for (i, value) in documents.into_iter().enumerate() {
         let at = format!("{prefix}[{i}]");
+        let Some(check) = read::<CheckDocument>(value, &at, &mut p.errors) else {
+            continue;
+        };
         let CheckDocument {
             name,
             method,
@@ -134,9 +239,9 @@ fn validate_checks(
             expect,
         } = check;
         if name.trim().is_empty() {
-            error(format!("{at}.name"), "must not be empty".into());
+            p.error(format!("{at}.name"), "must not be empty");
         } else if !names.insert(name.clone()) {
-            error(
+            p.error(
                 format!("{at}.name"),
                 format!("\"{name}\" is used by an earlier check; names must be unique"),
             );
@@ -150,7 +255,7 @@ fn validate_checks(
             Some("DELETE") => Method::DELETE,
             Some("OPTIONS") => Method::OPTIONS,
             Some(other) => {
-                error(
+                p.error(
                     format!("{at}.method"),
                     format!(
                         "\"{other}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -159,25 +264,20 @@ fn validate_checks(
                 Method::GET
             }
         };
-        if path.trim().is_empty() {
-            error(
-                format!("{at}.path"),
-                "must not be empty; use \"/\" for the target itself".into(),
-            );
-        } else if !path.starts_with('/') && !is_absolute(&path) && !path.starts_with("${") {
-            error(
-                format!("{at}.path"),
-                format!("\"{path}\" must start with \"/\" or be a full http(s) URL"),
-            );
-        }
+        let path = validate_path(&path, &format!("{at}.path"), p);
         let mut merged = defaults.headers.clone();
-        for (name, value) in validate_headers(&headers, &format!("{at}.headers"), error) {
-            merged.retain(|(n, _)| n != name);
+        for (name, value) in validate_headers(&headers, &format!("{at}.headers"), p) {
+            merged.retain(|(n, _)| *n != name);
             merged.push((name, value));
         }
-        check_limits(&at, timeout, retries, error);
-        let expect_document = expect.unwrap_or_default().over(&defaults.expect);
-        let expect = build_expectations(&expect_document, &format!("{at}.expect"), error);
+        let body = body.and_then(|b| p.template(&format!("{at}.body"), &b));
+        check_limits(&at, timeout, retries, p);
+        let expect_document = expect
+            .and_then(|e| read::<ExpectDocument>(e, &format!("{at}.expect"), &mut p.errors))
+            .unwrap_or_default()
+            .over(&defaults.expect);
+        let expect = build_expectations(&expect_document, &format!("{at}.expect"), p);
+        let Some(path) = path else { continue };
         checks.push(CheckSpec {
             name,
             method,
@@ -195,17 +295,58 @@ fn validate_checks(
     checks
 }
 
-fn check_limits(
-    at: &str,
-    timeout: Option<Duration>,
-    retries: Option<u32>,
-    error: &mut impl FnMut(String, String),
-) {
+/// A check's path: `/…` joined to the target, or a full http(s) URL. When it has `${VAR}`s,
+/// what can be known without the environment is checked (its syntax, and the text before the
+/// first variable).
+fn validate_path(path: &str, at: &str, p: &mut Problems) -> Option<Template> {
+    if path.trim().is_empty() {
+        p.error(at, "must not be empty; use \"/\" for the target itself");
+        return None;
+    }
+    let template = p.template(at, path)?;
+    let prefix = template.literal_prefix();
+    let problem = if let Some(literal) = template.literal() {
+        if literal.starts_with('/') {
+            literal.contains('#').then(|| {
+                format!("\"{literal}\" has a fragment (#…): fragments are never sent to the server; write # as %23 if it belongs in the path")
+            })
+        } else if has_scheme(&literal) {
+            parse_absolute(&literal, &literal).err()
+        } else {
+            Some(format!(
+                "\"{literal}\" must start with \"/\" or be a full http(s) URL"
+            ))
+        }
+    } else if prefix.is_empty() || prefix.starts_with('/') {
+        None
+    } else if has_scheme(&prefix) || "https://".starts_with(&prefix.to_ascii_lowercase()) {
+        let scheme = prefix
+            .split("://")
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        (prefix.contains("://") && !matches!(scheme.as_str(), "http" | "https"))
+            .then(|| format!("\"{path}\" uses {scheme}: only http and https are supported"))
+    } else {
+        Some(format!(
+            "\"{path}\" must start with \"/\" or be a full http(s) URL"
+        ))
+    };
+    match problem {
+        Some(message) => {
+            p.error(at, message);
+            None
+        }
+        None => Some(template),
+    }
+}
+
+fn check_limits(at: &str, timeout: Option<Duration>, retries: Option<u32>, p: &mut Problems) {
     if timeout.is_some_and(|t| t.is_zero()) {
-        error(format!("{at}.timeout"), "must be longer than 0s".into());
+        p.error(format!("{at}.timeout"), "must be longer than 0s");
     }
     if let Some(r) = retries.filter(|r| *r > MAX_RETRIES) {
-        error(
+        p.error(
             format!("{at}.retries"),
             format!("at most {MAX_RETRIES}, found {r}"),
         );
@@ -213,69 +354,75 @@ fn check_limits(
 }
 
 fn validate_headers(
-    headers: &std::collections::BTreeMap<String, String>,
+    headers: &BTreeMap<String, String>,
     at: &str,
-    error: &mut impl FnMut(String, String),
-) -> Vec<(HeaderName, String)> {
+    p: &mut Problems,
+) -> Vec<(HeaderName, Template)> {
     headers
         .iter()
-        .filter_map(
-            |(name, value)| match HeaderName::from_bytes(name.as_bytes()) {
-                Ok(header) => Some((header, value.clone())),
+        .filter_map(|(name, value)| {
+            let path = format!("{at}.{name}");
+            let header = match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(header) => header,
                 Err(_) => {
-                    error(
-                        format!("{at}.{name}"),
-                        format!("\"{name}\" is not a valid header name"),
-                    );
-                    None
+                    p.error(&path, format!("\"{name}\" is not a valid header name"));
+                    return None;
                 }
-            },
-        )
+            };
+            let template = p.template(&path, value)?;
+            if let Some(literal) = template.literal() {
+                if reqwest::header::HeaderValue::from_str(&literal).is_err() {
+                    p.error(
+                        &path,
+                        "the value is not a valid header value (control characters or line breaks)",
+                    );
+                    return None;
+                }
+            }
+            Some((header, template))
+        })
         .collect()
 }
 
-fn build_expectations(
-    doc: &ExpectDocument,
-    at: &str,
-    error: &mut impl FnMut(String, String),
-) -> Expectations {
+fn build_expectations(doc: &ExpectDocument, at: &str, p: &mut Problems) -> Expectations {
     let mut expect = Expectations::default();
     if let Some(status) = &doc.status {
         match StatusMatcher::from_value(status) {
             Ok(matcher) => expect.status = matcher,
-            Err(message) => error(format!("{at}.status"), message),
+            Err(message) => p.error(format!("{at}.status"), message),
         }
     }
     expect.latency = doc.latency;
     if doc.latency.is_some_and(|l| l.is_zero()) {
-        error(format!("{at}.latency"), "must be longer than 0s".into());
+        p.error(format!("{at}.latency"), "must be longer than 0s");
     }
     expect.body_contains = doc.body_contains.clone().unwrap_or_default();
+    for (i, needle) in expect.body_contains.iter().enumerate() {
+        p.template(&format!("{at}.body_contains[{i}]"), needle);
+    }
     if let Some(pattern) = &doc.body_matches {
-        match regex::Regex::new(pattern) {
-            Ok(re) => expect.body_matches = Some(re),
-            Err(e) => error(
-                format!("{at}.body_matches"),
-                format!(
-                    "\"{pattern}\" is not a valid regular expression: {}",
-                    first_line(&e.to_string())
-                ),
-            ),
+        match crate::judge::Pattern::new(pattern) {
+            Ok(compiled) => expect.body_matches = Some(compiled),
+            Err(message) => p.error(format!("{at}.body_matches"), message),
         }
     }
     for (name, substring) in doc.headers.iter().flatten() {
         match HeaderName::from_bytes(name.as_bytes()) {
             Ok(header) => expect.headers.push((header, substring.clone())),
-            Err(_) => error(
+            Err(_) => p.error(
                 format!("{at}.headers.{name}"),
                 format!("\"{name}\" is not a valid header name"),
             ),
         }
     }
     for (expression, expected) in doc.json.iter().flatten() {
+        let path = format!("{at}.json.{expression}");
+        if let Value::String(text) = expected {
+            p.template(&path, text);
+        }
         match JsonExpectation::new(expression, expected.clone()) {
             Ok(j) => expect.json.push(j),
-            Err(message) => error(format!("{at}.json.{expression}"), message),
+            Err(message) => p.error(path, message),
         }
     }
     expect

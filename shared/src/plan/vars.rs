@@ -1,120 +1,253 @@
-//! `${VAR}` substitution from the environment, so secrets never have to be written into a plan.
+//! `${VAR}` templates, so secrets never have to be written into a plan.
 //!
 //! `${NAME}` takes the variable's value and fails if it is unset; `${NAME:-fallback}` uses the
-//! fallback when it is unset or empty; `$$` writes a literal `$`.
+//! fallback when it is unset or empty; `$$` writes a literal `$`. A template's syntax is checked
+//! when the plan is parsed (an unclosed `${` is a plan error wherever the plan runs); its values
+//! are filled in when the plan is resolved against an environment.
 
-/// The result of substituting variables into one plan string.
+use crate::env::Env;
+
+/// A plan string with its `${VAR}` references found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    written: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    Var {
+        name: String,
+        fallback: Option<String>,
+    },
+}
+
+/// The result of filling in one template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Substituted {
     /// The text with every variable replaced: what is sent.
     pub value: String,
     /// The text with variables left as written: what is shown in logs and messages.
     pub display: String,
-    /// The values that came from the environment (they may be secrets).
-    pub inserted: Vec<String>,
+    /// The variables that were filled in, with their values (they may be secrets).
+    pub inserted: Vec<(String, String)>,
 }
 
-/// Replaces `${VAR}` references in `text` using `lookup`.
-pub fn substitute(
-    text: &str,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Substituted, String> {
-    let mut value = String::with_capacity(text.len());
-    let mut inserted = Vec::new();
-    let mut rest = text;
-    while let Some(dollar) = rest.find('$') {
-        value.push_str(&rest[..dollar]);
-        let after = &rest[dollar + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            value.push('$');
-            rest = tail;
-            continue;
-        }
-        let Some(body) = after.strip_prefix('{') else {
-            value.push('$');
-            rest = after;
-            continue;
-        };
-        let close = body
-            .find('}')
-            .ok_or_else(|| format!("\"{text}\" has an unclosed \"${{\""))?;
-        let reference = &body[..close];
-        let (name, fallback) = match reference.split_once(":-") {
-            Some((name, fallback)) => (name, Some(fallback)),
-            None => (reference, None),
-        };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "\"${{{reference}}}\" is not a valid variable reference"
-            ));
-        }
-        let found = lookup(name).filter(|v| fallback.is_none() || !v.is_empty());
-        match (found, fallback) {
-            (Some(found), _) => {
-                value.push_str(&found);
-                inserted.push(found);
+impl Template {
+    /// Finds the references in `text`; a malformed reference is an error that quotes it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = text;
+        while let Some(dollar) = rest.find('$') {
+            literal.push_str(&rest[..dollar]);
+            let after = &rest[dollar + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                literal.push('$');
+                rest = tail;
+                continue;
             }
-            (None, Some(fallback)) => value.push_str(fallback),
-            (None, None) => {
+            let Some(body) = after.strip_prefix('{') else {
+                literal.push('$');
+                rest = after;
+                continue;
+            };
+            let close = body.find('}').ok_or_else(|| {
+                format!("\"{text}\" has a \"${{\" without its closing \"}}\" (write $$ for a literal $)")
+            })?;
+            let reference = &body[..close];
+            let (name, fallback) = match reference.split_once(":-") {
+                Some((name, fallback)) => (name, Some(fallback.to_string())),
+                None => (reference, None),
+            };
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || name.starts_with(|c: char| c.is_ascii_digit())
+            {
                 return Err(format!(
-                    "environment variable {name} is not set (referenced as ${{{name}}}; use ${{{name}:-default}} for a fallback)"
-                ))
+                    "\"${{{reference}}}\" is not a variable reference: a name is letters, digits and _ (write $$ for a literal $)"
+                ));
+            }
+            if !literal.is_empty() {
+                parts.push(Part::Text(std::mem::take(&mut literal)));
+            }
+            parts.push(Part::Var {
+                name: name.to_string(),
+                fallback,
+            });
+            rest = &body[close + 1..];
+        }
+        literal.push_str(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Text(literal));
+        }
+        Ok(Template {
+            written: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The empty text.
+    pub fn empty() -> Self {
+        Template {
+            written: String::new(),
+            parts: Vec::new(),
+        }
+    }
+
+    /// The text as written in the plan.
+    pub fn written(&self) -> &str {
+        &self.written
+    }
+
+    /// True when there is nothing to fill in.
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Text(_)))
+    }
+
+    /// The literal text, when there is nothing to fill in.
+    pub fn literal(&self) -> Option<String> {
+        self.is_literal().then(|| self.render_display())
+    }
+
+    /// The text before the first variable (all of it for a literal).
+    pub fn literal_prefix(&self) -> String {
+        match self.parts.first() {
+            Some(Part::Text(text)) => text.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// The names this template refers to.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var { name, .. } => Some(name.as_str()),
+            Part::Text(_) => None,
+        })
+    }
+
+    fn render_display(&self) -> String {
+        self.parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.clone(),
+                Part::Var {
+                    name,
+                    fallback: None,
+                } => format!("${{{name}}}"),
+                Part::Var {
+                    name,
+                    fallback: Some(f),
+                } => format!("${{{name}:-{f}}}"),
+            })
+            .collect()
+    }
+
+    /// Fills in the variables from `env`.
+    pub fn substitute(&self, env: &Env) -> Result<Substituted, String> {
+        let mut value = String::new();
+        let mut inserted = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => value.push_str(text),
+                Part::Var { name, fallback } => {
+                    let found = env.var(name).map_err(|e| e.to_string())?;
+                    let found = found.filter(|v| fallback.is_none() || !v.is_empty());
+                    match (found, fallback) {
+                        (Some(found), _) => {
+                            value.push_str(&found);
+                            inserted.push((name.clone(), found));
+                        }
+                        (None, Some(fallback)) => value.push_str(fallback),
+                        (None, None) => {
+                            return Err(format!(
+                                "environment variable {name} is not set (referenced as ${{{name}}}; use ${{{name}:-default}} for a fallback)"
+                            ))
+                        }
+                    }
+                }
             }
         }
-        rest = &body[close + 1..];
+        Ok(Substituted {
+            value,
+            display: self.render_display(),
+            inserted,
+        })
     }
-    value.push_str(rest);
-    Ok(Substituted {
-        value,
-        display: text.replace("$$", "$"),
-        inserted,
-    })
+}
+
+/// Parses and fills in `text` in one step.
+pub fn substitute(text: &str, env: &Env) -> Result<Substituted, String> {
+    Template::parse(text)?.substitute(env)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(name: &str) -> Option<String> {
-        match name {
-            "TOKEN" => Some("s3cr3t".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
+    fn env() -> Env {
+        Env::from_pairs([("TOKEN", "s3cr3t"), ("EMPTY", "")])
     }
 
     #[test]
     fn replaces_variables_and_keeps_the_written_form_for_display() {
-        let s = substitute("Bearer ${TOKEN}", &env).unwrap();
+        let s = substitute("Bearer ${TOKEN}", &env()).unwrap();
         assert_eq!(s.value, "Bearer s3cr3t");
         assert_eq!(s.display, "Bearer ${TOKEN}");
-        assert_eq!(s.inserted, vec!["s3cr3t".to_string()]);
+        assert_eq!(
+            s.inserted,
+            vec![("TOKEN".to_string(), "s3cr3t".to_string())]
+        );
     }
 
     #[test]
     fn fallbacks_apply_when_unset_or_empty() {
-        assert_eq!(substitute("${NOPE:-x}", &env).unwrap().value, "x");
-        assert_eq!(substitute("${EMPTY:-y}", &env).unwrap().value, "y");
-        assert_eq!(substitute("${EMPTY}", &env).unwrap().value, "");
+        assert_eq!(substitute("${NOPE:-x}", &env()).unwrap().value, "x");
+        assert_eq!(substitute("${EMPTY:-y}", &env()).unwrap().value, "y");
+        assert_eq!(substitute("${EMPTY}", &env()).unwrap().value, "");
     }
 
     #[test]
     fn an_unset_variable_is_named_in_the_error() {
-        let err = substitute("/orders?key=${API_KEY}", &env).unwrap_err();
+        let err = substitute("/orders?key=${API_KEY}", &env()).unwrap_err();
         assert!(err.contains("API_KEY is not set"), "{err}");
+    }
+
+    #[test]
+    fn a_variable_that_is_not_utf8_is_an_error_not_unset() {
+        use std::os::unix::ffi::OsStringExt;
+        let env = Env::from_os_fn(|name| {
+            (name == "TOKEN").then(|| std::ffi::OsString::from_vec(vec![0xc3, 0x28]))
+        });
+        let err = substitute("${TOKEN:-fallback}", &env).unwrap_err();
+        assert!(err.contains("TOKEN is not valid UTF-8"), "{err}");
     }
 
     #[test]
     fn dollars_that_are_not_references_pass_through() {
         assert_eq!(
-            substitute("$.price and $$5", &env).unwrap().value,
+            substitute("$.price and $$5", &env()).unwrap().value,
             "$.price and $5"
         );
-        assert!(substitute("${UNCLOSED", &env)
+        assert_eq!(
+            substitute("$.price and $$5", &env()).unwrap().display,
+            "$.price and $$5".replace("$$", "$")
+        );
+        assert!(Template::parse("/b/${")
             .unwrap_err()
-            .contains("unclosed"));
-        assert!(substitute("${bad-name}", &env)
+            .contains("without its closing"));
+        assert!(Template::parse("${bad-name}")
             .unwrap_err()
-            .contains("not a valid"));
+            .contains("not a variable reference"));
+    }
+
+    #[test]
+    fn syntax_is_known_without_an_environment() {
+        let t = Template::parse("http://${HOST}:${PORT:-80}/x").unwrap();
+        assert_eq!(t.names().collect::<Vec<_>>(), vec!["HOST", "PORT"]);
+        assert_eq!(t.literal_prefix(), "http://");
+        assert!(!t.is_literal());
+        assert_eq!(Template::parse("/a$$b").unwrap().literal().unwrap(), "/a$b");
     }
 }

@@ -494,6 +494,19 @@ impl AlarmRollback {
     }
 }
 
+impl crate::lambda::Handler for AlarmRollback {
+    type Response = Decision;
+    type Error = RollbackError;
+
+    fn handle(
+        &self,
+        payload: Value,
+        deadline: SystemTime,
+    ) -> impl std::future::Future<Output = Result<Decision, RollbackError>> + Send {
+        AlarmRollback::handle(self, payload, deadline)
+    }
+}
+
 fn log_decision(decision: &Decision) {
     let record = serde_json::to_string(decision).unwrap_or_default();
     let stopped = decision

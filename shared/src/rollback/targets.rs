@@ -123,17 +123,8 @@ pub struct AlarmMapping {
 
 impl AlarmMapping {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let value: serde_json::Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text)
-                .map_err(|e| format!("GREENLIGHT_ALARM_TARGETS is not valid JSON: {e}"))?
-        } else {
-            serde_saphyr::from_str(text).map_err(|e| {
-                format!(
-                    "GREENLIGHT_ALARM_TARGETS is not valid YAML: {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                )
-            })?
-        };
+        let value = crate::config_text::parse(text)
+            .map_err(|e| format!("GREENLIGHT_ALARM_TARGETS is not valid YAML or JSON: {e}"))?;
         let serde_json::Value::Object(map) = value else {
             return Err("GREENLIGHT_ALARM_TARGETS must map alarm names (or prefixes ending in *) to targets".into());
         };
@@ -230,5 +221,7 @@ mod tests {
         let err = AlarmMapping::parse("a: [codedeploy:x]").unwrap_err();
         assert!(err.contains("a: \"codedeploy:x\" needs two names"), "{err}");
         assert!(AlarmMapping::parse("[1, 2]").is_err());
+        let err = AlarmMapping::parse(r#"{"a": "ecs:x/y", "a": "ecs:x/z"}"#).unwrap_err();
+        assert!(err.contains("the key \"a\" is written twice"), "{err}");
     }
 }
