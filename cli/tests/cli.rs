@@ -377,3 +377,256 @@ async fn usage_errors_exit_2_and_help_teaches() {
         "{help}"
     );
 }
+
+/// Writes a plan into a scratch file and returns its path.
+fn plan_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("greenlight-cli-plans-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn plan_check(text: &str) -> Output {
+    let path = plan_file(&format!("p{}.yaml", text.len()), text);
+    Command::new(GREENLIGHT)
+        .args(["plan", "check", path.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env_remove("GREENLIGHT_TEST_URL")
+        .env_remove("UNSET")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn plan_check_rejects_what_the_hooks_reject() {
+    for (check, expected) in [
+        (
+            "{name: a, path: 'ftp://x/y'}",
+            "uses ftp: only http and https",
+        ),
+        ("{name: a, path: 'http://'}", "\"http://\" has no host"),
+        ("{name: a, path: '/b/${'}", "without its closing"),
+    ] {
+        let output = plan_check(&format!("version: 1\nchecks: [{check}]\n")).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{check}: {}",
+            text(&output.stdout)
+        );
+        assert!(
+            text(&output.stdout).contains(expected),
+            "{check}: {}",
+            text(&output.stdout)
+        );
+    }
+    let output = plan_check("version: 1\ntarget: not a url\nchecks: [{name: a, path: /}]\n").await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stdout).contains("target: \"not a url\" is not a URL"));
+
+    let output = plan_check("version: 1\ntarget: ${UNSET}\nchecks: [{name: a, path: /}]\n").await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an environment problem, kept apart"
+    );
+    let out = text(&output.stdout);
+    assert!(
+        out.contains("valid:") && out.contains("not runnable here:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("target: environment variable UNSET is not set"),
+        "{out}"
+    );
+
+    let output =
+        plan_check("version: 1\nchecks: [{name: a, path: /, retires: 1, expect: {stauts: 200}}]\n")
+            .await;
+    assert_eq!(output.status.code(), Some(2));
+    let out = text(&output.stdout);
+    assert!(out.contains("has 2 problems"), "{out}");
+    assert!(
+        out.contains("did you mean `retries`") && out.contains("did you mean `status`"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn plan_check_reads_standard_input() {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(GREENLIGHT)
+        .args(["plan", "check", "-", "--target", "http://127.0.0.1:9"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"version: 1\nchecks: [{name: a, path: /health}]\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(text(&output.stdout).contains("valid: the plan on standard input"));
+}
+
+/// Runs the command with its standard output closed after the first line, as `| head -1` does.
+async fn first_line_only(args: &[&str]) -> std::process::ExitStatus {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new(GREENLIGHT)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let _ = lines.next_line().await;
+    drop(lines);
+    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("finished")
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    output.status
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_output_quietly() {
+    let healthy = DemoApp {
+        color: "green".into(),
+        version: "2.0.0".into(),
+        mode: Mode::Healthy,
+    }
+    .serve("127.0.0.1:0")
+    .await
+    .unwrap();
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plans/rehearsal.yaml");
+    let plan = plan.to_str().unwrap().to_string();
+    let status = first_line_only(&["verify", "--plan", &plan, "--target", &healthy.url()]).await;
+    assert_eq!(status.code(), Some(0));
+    let status = first_line_only(&["plan", "check", &plan]).await;
+    assert_ne!(status.code(), Some(101));
+    let status = first_line_only(&["rehearse", "healthy"]).await;
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn errors_name_what_the_user_typed_and_suggest_the_fix() {
+    let output = greenlight(&["verify", "--target", "127.0.0.1:18080"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("--target \"127.0.0.1:18080\" is not a URL")
+            && err.contains("did you mean http://127.0.0.1:18080?"),
+        "{err}"
+    );
+    assert_eq!(err.matches("is not a URL").count(), 1, "said once: {err}");
+
+    let output = greenlight(&["verify", "--plan", "/nope.yaml", "--target", "http://h"]).await;
+    assert_eq!(output.status.code(), Some(2));
+    let err = text(&output.stderr);
+    assert!(err.contains("--plan: /nope.yaml: no such file"), "{err}");
+    assert!(!err.contains("GREENLIGHT_PLAN_FILE"), "{err}");
+
+    let output = Command::new(GREENLIGHT)
+        .args(["verify"])
+        .env_remove("GREENLIGHT_TEST_URL")
+        .env_remove("GREENLIGHT_PLAN")
+        .env_remove("GREENLIGHT_PLAN_FILE")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("pass --target URL"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_configuration_error_with_format_json_is_a_json_document() {
+    let path = plan_file(
+        "two-problems.yaml",
+        "version: 1\nchecks: [{name: a, path: /, timeout: 5, method: FETCH}]\n",
+    );
+    let output = greenlight(&[
+        "verify",
+        "--plan",
+        path.to_str().unwrap(),
+        "--target",
+        "http://127.0.0.1:9",
+        "--format",
+        "json",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    let document: Value = serde_json::from_slice(&output.stdout).expect("a JSON document");
+    assert_eq!(document["error"]["kind"], "configuration");
+    let problems = document["error"]["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{document}");
+    assert!(text(&output.stderr).is_empty(), "{}", text(&output.stderr));
+
+    let output = greenlight(&[
+        "verify",
+        "--plan",
+        path.to_str().unwrap(),
+        "--target",
+        "http://127.0.0.1:9",
+    ])
+    .await;
+    let err = text(&output.stderr);
+    assert_eq!(
+        err.matches("timeout: 5 has no unit").count(),
+        1,
+        "said once: {err}"
+    );
+}
+
+#[tokio::test]
+async fn tls_and_parser_errors_are_said_in_plain_words() {
+    // An https:// URL at a port that speaks plain HTTP.
+    let plain = DemoApp {
+        color: "green".into(),
+        version: "2.0.0".into(),
+        mode: Mode::Healthy,
+    }
+    .serve("127.0.0.1:0")
+    .await
+    .unwrap();
+    let target = plain.url().replace("http://", "https://");
+    let output = greenlight(&["verify", "--target", &target]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains("the server answered in plain HTTP, not TLS"),
+        "{out}"
+    );
+    assert!(!out.contains("InvalidContentType"), "{out}");
+
+    for (plan, must_not) in [
+        ("a: 1\na: 2\n", "DuplicateKeyPolicy"),
+        (
+            "version: 1\nchecks: [{name: a, path: /, expect: {json: {'$.[': 1}}}]\n",
+            "parser error",
+        ),
+        (
+            "version: 1\nchecks: [{name: a, path: /, expect: {body_matches: 'a{2'}}]\n",
+            "regex parse error",
+        ),
+    ] {
+        let output = plan_check(plan).await;
+        let out = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(2), "{out}");
+        assert!(!out.contains(must_not), "{out}");
+    }
+}

@@ -26,21 +26,29 @@ pub fn describe_error(error: &reqwest::Error) -> String {
         chain.push(cause);
         source = cause.source();
     }
+    // An io::Error's source() skips the error it wraps; look inside, however deep it nests.
+    let mut inner_chain = Vec::new();
     for cause in &chain {
+        let mut current: &(dyn std::error::Error + 'static) = *cause;
+        inner_chain.push(current);
+        while let Some(io) = current.downcast_ref::<std::io::Error>() {
+            match io.get_ref() {
+                Some(inner) => {
+                    current = inner;
+                    inner_chain.push(current);
+                }
+                None => break,
+            }
+        }
+    }
+    for cause in &inner_chain {
         if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
             return describe_tls(tls);
         }
     }
-    for cause in &chain {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            if let Some(inner) = io.get_ref() {
-                if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
-                    return describe_tls(tls);
-                }
-            }
-            if let Some(text) = describe_io(io) {
-                return text;
-            }
+    for cause in &inner_chain {
+        if let Some(text) = cause.downcast_ref::<std::io::Error>().and_then(describe_io) {
+            return text;
         }
     }
     let text: Vec<String> = chain.iter().map(|c| c.to_string()).collect();

@@ -23,6 +23,42 @@ pub enum Behaviour {
     Hangs,
     /// 200 with every request header echoed in the body, as a debugging endpoint might.
     EchoesHeaders,
+    /// 200 with the request headers echoed as a JSON object (so values appear JSON-escaped).
+    EchoesHeadersAsJson,
+    /// Fixed answers by path (anything else → 404): `(path, status, content type, body)`.
+    Routes(Arc<Vec<Route>>),
+}
+
+/// One fixed answer of [`Behaviour::Routes`].
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub path: String,
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: bytes::Bytes,
+}
+
+impl Route {
+    pub fn new(
+        path: &str,
+        status: u16,
+        content_type: &'static str,
+        body: impl Into<bytes::Bytes>,
+    ) -> Self {
+        Route {
+            path: path.into(),
+            status,
+            content_type,
+            body: body.into(),
+        }
+    }
+}
+
+impl Behaviour {
+    /// Fixed answers by path.
+    pub fn routes(routes: impl IntoIterator<Item = Route>) -> Self {
+        Behaviour::Routes(Arc::new(routes.into_iter().collect()))
+    }
 }
 
 /// One request the service received.
@@ -69,6 +105,14 @@ impl GreenServer {
                 .iter()
                 .map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or_default()))
                 .collect();
+            let echoed_json = serde_json::Value::Object(
+                request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().into()))
+                    .collect(),
+            )
+            .to_string();
             let busy_log = busy_log.clone();
             let started = std::time::Instant::now();
             async move {
@@ -84,6 +128,11 @@ impl GreenServer {
                     }
                     Behaviour::Hangs => std::future::pending().await,
                     Behaviour::EchoesHeaders => respond(200, "text/plain", echoed),
+                    Behaviour::EchoesHeadersAsJson => respond(200, "application/json", echoed_json),
+                    Behaviour::Routes(routes) => match routes.iter().find(|r| r.path == path) {
+                        Some(r) => respond(r.status, r.content_type, r.body.clone()),
+                        None => respond(404, "text/plain", "no such route"),
+                    },
                 };
                 busy_log.lock().unwrap().push(started.elapsed());
                 response

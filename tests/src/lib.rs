@@ -10,6 +10,7 @@ pub mod codedeploy;
 pub mod ecs;
 pub mod ecs_loop;
 pub mod green;
+pub mod hook_harness;
 pub mod hook_scenarios;
 pub mod runtime_api;
 pub mod server;
@@ -18,7 +19,7 @@ pub use aws_fake::{AwsCall, AwsFault, FakeAnswer};
 pub use cloudwatch::FakeCloudWatch;
 pub use codedeploy::FakeCodeDeploy;
 pub use ecs::FakeEcs;
-pub use green::{Behaviour, GreenServer};
+pub use green::{Behaviour, GreenServer, Route};
 pub use runtime_api::{FunctionProcess, InvocationResult, RuntimeApi};
 pub use server::LoopbackServer;
 

@@ -216,6 +216,19 @@ impl FunctionProcess {
         Self::spawn_with_args(binary, &[], api, env)
     }
 
+    /// Like [`FunctionProcess::spawn`], with values that need not be UTF-8.
+    pub fn spawn_os(
+        binary: &Path,
+        api: &RuntimeApi,
+        env: &[(&str, std::ffi::OsString)],
+    ) -> std::io::Result<Self> {
+        Self::spawn_prepared(binary, &[], api, &[], |command| {
+            for (name, value) in env {
+                command.env(name, value);
+            }
+        })
+    }
+
     /// Like [`FunctionProcess::spawn`], for a program that needs arguments (an interpreter and
     /// its script, say).
     pub fn spawn_with_args(
@@ -223,6 +236,16 @@ impl FunctionProcess {
         args: &[&str],
         api: &RuntimeApi,
         env: &[(&str, String)],
+    ) -> std::io::Result<Self> {
+        Self::spawn_prepared(program, args, api, env, |_| {})
+    }
+
+    fn spawn_prepared(
+        program: &Path,
+        args: &[&str],
+        api: &RuntimeApi,
+        env: &[(&str, String)],
+        prepare: impl FnOnce(&mut tokio::process::Command),
     ) -> std::io::Result<Self> {
         let mut command = tokio::process::Command::new(program);
         command.args(args);
@@ -246,6 +269,7 @@ impl FunctionProcess {
         for (name, value) in env {
             command.env(name, value);
         }
+        prepare(&mut command);
         let mut child = command.spawn()?;
         let output = Arc::new(Mutex::new(String::new()));
         for mut pipe in [

@@ -62,3 +62,35 @@ async fn answers_hook_status_through_the_runtime_api_across_invocations() {
     assert!(function.is_running());
     function.stop().await;
 }
+
+#[tokio::test]
+async fn values_from_the_environment_never_reach_hook_details_or_logs() {
+    let (green, api) = (
+        GreenServer::start(Behaviour::Healthy).await,
+        RuntimeApi::start().await,
+    );
+    let plan = "version: 1\nchecks: [{name: v, path: /api/version, retries: 0, expect: {body_contains: '${EXPECTED_SECRET}'}}]\nstages:\n  POST_TEST_TRAFFIC_SHIFT: {attempts: 2}\n";
+    let function = FunctionProcess::spawn(
+        BINARY.as_ref(),
+        &api,
+        &[
+            ("GREENLIGHT_TEST_URL", green.url()),
+            ("GREENLIGHT_PLAN", plan.to_string()),
+            ("EXPECTED_SECRET", "alice-admin-secret".to_string()),
+        ],
+    )
+    .expect("start the function binary");
+    let first = answer(
+        &api,
+        event("ecs-lifecycle-hook-post-test-traffic-shift.json"),
+    )
+    .await;
+    assert_eq!(first["hookStatus"], "IN_PROGRESS");
+    let reason = first["hookDetails"]["greenlight"]["lastReason"]
+        .as_str()
+        .expect("the reason is carried to the next invocation");
+    assert!(reason.contains("to contain \"***\""), "{reason}");
+    assert!(!first.to_string().contains("alice-admin-secret"), "{first}");
+    assert!(!function.output().contains("alice-admin-secret"));
+    function.stop().await;
+}

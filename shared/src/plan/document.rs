@@ -139,26 +139,47 @@ pub(crate) fn read<T: DeserializeOwned>(
         }
         other => other,
     };
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(document) => Some(document),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let path = if inner == "." {
-                at.to_string()
-            } else if at.is_empty() {
-                inner
-            } else if inner.starts_with('[') {
-                format!("{at}{inner}")
-            } else {
-                format!("{at}.{inner}")
-            };
-            errors.push(FieldError {
-                path,
-                message: plain(&e.into_inner().to_string()),
-            });
-            None
+    // One wrong value stops serde; drop it and read again, so every wrong value is reported.
+    // The document read from the fields that remain still goes on to be validated, so problems
+    // of meaning are found too; the errors recorded here already make the plan invalid.
+    let mut value = value;
+    for _ in 0..=known_len::<T>() {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(document) => return Some(document),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let field = e.path().iter().next().and_then(|segment| match segment {
+                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                    _ => None,
+                });
+                let path = if inner == "." {
+                    at.to_string()
+                } else if at.is_empty() {
+                    inner
+                } else if inner.starts_with('[') {
+                    format!("{at}{inner}")
+                } else {
+                    format!("{at}.{inner}")
+                };
+                errors.push(FieldError {
+                    path,
+                    message: plain(&e.into_inner().to_string()),
+                });
+                let removed = match (field, value.as_object_mut()) {
+                    (Some(field), Some(map)) => map.remove(&field).is_some(),
+                    _ => false,
+                };
+                if !removed {
+                    return None;
+                }
+            }
         }
     }
+    None
+}
+
+fn known_len<T: DeserializeOwned>() -> usize {
+    fields_of::<T>().len()
 }
 
 fn join(at: &str, key: &str) -> String {
