@@ -23,17 +23,24 @@ impl Target {
     /// written, with `${VAR}`s); `named` says where it came from for messages, e.g.
     /// `GREENLIGHT_TEST_URL` or `--target`.
     pub fn parse(value: &str, display: &str, named: &str) -> Result<Self, String> {
-        let shown = if display == value {
+        let written = if display == value {
             mask_userinfo(value)
         } else {
-            display.to_string()
+            mask_userinfo(display)
         };
         let url = parse_http_url(value).map_err(|why| {
             let suggestion = suggest_scheme(value)
                 .map(|s| format!(" (did you mean {}?)", mask_userinfo(&s)))
                 .unwrap_or_default();
-            format!("{named} {shown:?} {why}{suggestion}")
+            format!("{named} {written:?} {why}{suggestion}")
         })?;
+        // A literal target is shown as parsed, so that userinfo is masked however it was
+        // written (`http:/u:p@h` parses as `http://u:p@h/`).
+        let shown = if display == value {
+            mask_url(&url)
+        } else {
+            written
+        };
         Ok(Target {
             url,
             display: shown.trim_end_matches('/').to_string(),
@@ -104,14 +111,29 @@ impl Target {
 
 /// A full URL written as a check's path.
 pub fn parse_absolute(value: &str, display: &str) -> Result<(Url, String), String> {
+    let written = mask_userinfo(display);
+    let url = parse_http_url(value).map_err(|why| format!("{written:?} {why}"))?;
     let shown = if display == value {
-        mask_userinfo(value)
+        mask_url(&url)
     } else {
-        display.to_string()
+        written
     };
-    parse_http_url(value)
-        .map(|url| (url, shown.clone()))
-        .map_err(|why| format!("{shown:?} {why}"))
+    Ok((url, shown))
+}
+
+/// A parsed URL as text, with its userinfo masked.
+fn mask_url(url: &Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.to_string();
+    }
+    let mut masked = url.clone();
+    let _ = masked.set_password(None);
+    let _ = masked.set_username("");
+    let text = masked.to_string();
+    match text.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{MASK}@{rest}"),
+        None => text,
+    }
 }
 
 /// True for text that is meant as a full URL (has a scheme), whatever the scheme.

@@ -460,3 +460,21 @@ fn expected_values_may_come_from_the_environment() {
         ]
     );
 }
+
+#[test]
+fn a_plan_whose_regular_expressions_would_fill_the_function_is_refused() {
+    let checks: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "  - {{name: c{i}, path: /, expect: {{body_matches: '(\\w+\\s?){{1,100}}X{i}'}}}}"
+            )
+        })
+        .collect();
+    let errors = invalid(&format!("version: 1\nchecks:\n{}\n", checks.join("\n")));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("checks: the plan's regular expressions take")),
+        "{errors:?}"
+    );
+}

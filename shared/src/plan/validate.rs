@@ -165,6 +165,7 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             },
         );
     }
+    check_pattern_memory(&checks, &stages, &mut p);
     let stage_checks = stages
         .values()
         .any(|s| s.checks.as_ref().is_some_and(|c| !c.is_empty()));
@@ -183,6 +184,39 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         })
     } else {
         Err(PlanError::Invalid(p.errors))
+    }
+}
+
+/// Compiled regular expressions stay in memory for the life of the function: all of a plan's
+/// together may take at most this much.
+const MAX_PATTERN_MEMORY: usize = 48 * 1024 * 1024;
+
+fn check_pattern_memory(
+    checks: &[CheckSpec],
+    stages: &BTreeMap<String, StageSpec>,
+    p: &mut Problems,
+) {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0usize;
+    let all = checks
+        .iter()
+        .chain(stages.values().flat_map(|s| s.checks.iter().flatten()));
+    for check in all {
+        if let Some(pattern) = &check.expect.body_matches {
+            if seen.insert(pattern.as_str().to_string()) {
+                total += pattern.memory_usage();
+            }
+        }
+    }
+    if total > MAX_PATTERN_MEMORY {
+        p.error(
+            "checks",
+            format!(
+                "the plan's regular expressions take {} MiB once compiled; at most {} MiB fit beside the work in a 128 MB function (simplify them, for example (?-u:\\w) instead of \\w)",
+                total >> 20,
+                MAX_PATTERN_MEMORY >> 20
+            ),
+        );
     }
 }
 

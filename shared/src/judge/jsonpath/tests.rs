@@ -78,6 +78,48 @@ fn filters_compare_and_combine() {
 }
 
 #[test]
+fn comparisons_follow_the_rfcs_table() {
+    // RFC 9535 §2.3.5.2.2, the examples of Table 11.
+    let doc = json!({"obj": {"x": "y"}, "arr": [2, 3], "n": 1});
+    let true_of =
+        |filter: &str| !select(&format!("$[?{filter}]"), &json!([doc.clone()])).is_empty();
+    let cases = [
+        ("$.absent1 == $.absent2", true),
+        ("$.absent1 <= $.absent2", true),
+        ("$.absent == 'g'", false),
+        ("$.absent1 != $.absent2", false),
+        ("$.absent != 'g'", true),
+        ("1 <= 2", true),
+        ("1 > 2", false),
+        ("13 == '13'", false),
+        ("'a' <= 'b'", true),
+        ("'a' > 'b'", false),
+        ("$.obj == $.arr", false),
+        ("$.obj != $.arr", true),
+        ("$.obj == $.obj", true),
+        ("$.obj != $.obj", false),
+        ("$.arr == $.arr", true),
+        ("$.arr != $.arr", false),
+        ("$.obj == 17", false),
+        ("$.obj != 17", true),
+        ("$.obj <= $.arr", false),
+        ("$.obj < $.arr", false),
+        ("$.obj <= $.obj", true),
+        ("$.arr <= $.arr", true),
+        ("1 <= $.arr", false),
+        ("1 >= $.arr", false),
+        ("1 > $.arr", false),
+        ("1 < $.arr", false),
+        ("true <= true", true),
+        ("true > true", false),
+    ];
+    for (filter, expected) in cases {
+        let filter = filter.replace("$.", "@.");
+        assert_eq!(true_of(&filter), expected, "{filter}");
+    }
+}
+
+#[test]
 fn functions_follow_the_rfc() {
     let doc = json!({"a": [{"t": "abc", "l": [1, 2]}, {"t": "xbz", "l": []}, {"t": "a\nc"}]});
     assert_eq!(select("$.a[?length(@.t) == 3]", &doc).len(), 3);
