@@ -27,6 +27,9 @@ pub struct AlarmEvent {
     pub reason_data: Option<Value>,
     /// `state.timestamp` as sent, e.g. `2019-10-02T17:04:40.989+0000`.
     pub timestamp: Option<String>,
+    /// When the alarm entered this state: `state.timestamp`, else the event's `time`.
+    #[serde(skip)]
+    pub entered_at: Option<std::time::SystemTime>,
     /// `detail.alarmTags`, when CloudWatch propagates tags into the event.
     pub tags: Option<BTreeMap<String, String>>,
     /// A composite alarm (it has an `alarmRule`).
@@ -110,6 +113,9 @@ pub fn parse_alarm_event(payload: &Value) -> Result<AlarmEvent, AlarmEventError>
         reason: text(&state["reason"]).unwrap_or_default(),
         reason_data,
         timestamp: text(&state["timestamp"]),
+        entered_at: text(&state["timestamp"])
+            .and_then(|t| crate::timestamp::parse(&t))
+            .or_else(|| text(&payload["time"]).and_then(|t| crate::timestamp::parse(&t))),
         tags,
         composite: detail["configuration"]["alarmRule"].is_string(),
         actions_suppressed_by: text(&state["actionsSuppressedBy"]),

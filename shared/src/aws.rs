@@ -196,6 +196,41 @@ where
     }
 }
 
+/// A client of an AWS service with greenlight's retry and timeout settings: the one way every
+/// client is built. `aws_client!(aws_sdk_ecs, &sdk_config)`.
+#[macro_export]
+macro_rules! aws_client {
+    ($sdk:ident, $config:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .retry_config($crate::aws::retry_config())
+                .timeout_config($crate::aws::timeout_config())
+                .build(),
+        )
+    };
+}
+
+/// Every page of a paginated AWS listing: `page(token)` fetches one page and returns its items
+/// and the next token.
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, AwsError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, Option<String>), AwsError>>,
+{
+    let mut items = Vec::new();
+    let mut token = None;
+    // A bound on pages, so a service that keeps returning a token cannot loop forever.
+    for _ in 0..1000 {
+        let (found, next) = page(token).await?;
+        items.extend(found);
+        match next.filter(|t| !t.is_empty()) {
+            Some(next) => token = Some(next),
+            None => return Ok(items),
+        }
+    }
+    Ok(items)
+}
+
 /// How long one attempt may wait with `remaining` time left: at most half of what is left after
 /// the next back-off, so that a slow first answer always leaves room for a second attempt.
 fn attempt_limit(remaining: Duration, backoff: Duration) -> Duration {
@@ -311,6 +346,32 @@ impl<T: Send + Sync + 'static> Prepared<T> {
             }
         }
     }
+}
+
+/// Runs futures concurrently and returns their results in order.
+pub async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, future) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => results[i] = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

@@ -132,11 +132,7 @@ impl CodeDeployReporter {
 
 /// A CodeDeploy client with greenlight's retry and timeout settings.
 pub fn client(sdk_config: &aws_config::SdkConfig) -> aws_sdk_codedeploy::Client {
-    let config = aws_sdk_codedeploy::config::Builder::from(sdk_config)
-        .retry_config(crate::aws::retry_config())
-        .timeout_config(crate::aws::timeout_config())
-        .build();
-    aws_sdk_codedeploy::Client::from_conf(config)
+    crate::aws_client!(aws_sdk_codedeploy, sdk_config)
 }
 
 #[cfg(test)]

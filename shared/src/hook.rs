@@ -66,6 +66,8 @@ pub struct CodeDeployHook {
     lifecycle_event: String,
     setup: Result<(reqwest::Client, Arc<Plan>), String>,
     reporter: Prepared<CodeDeployReporter>,
+    /// Where Failed verdicts are announced (`GREENLIGHT_NOTIFY_TOPIC_ARN`).
+    notifier: Option<Prepared<crate::notify::Notifier>>,
 }
 
 impl CodeDeployHook {
@@ -78,7 +80,9 @@ impl CodeDeployHook {
         });
         let env = Env::process();
         let plan = PlanSettings::from_env(&env).and_then(|settings| settings.load(&env));
-        Self::with_reporter(lifecycle_event, reporter, plan)
+        let mut hook = Self::with_reporter(lifecycle_event, reporter, plan);
+        hook.notifier = crate::notify::Notifier::from_env(&env);
+        hook
     }
 
     pub fn new(
@@ -88,6 +92,12 @@ impl CodeDeployHook {
     ) -> Self {
         let reporter = Prepared::Ready(CodeDeployReporter::new(sdk_config));
         Self::with_reporter(lifecycle_event, reporter, plan)
+    }
+
+    /// Announces Failed verdicts on this topic.
+    pub fn notifying(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = Some(Prepared::Ready(notifier));
+        self
     }
 
     fn with_reporter(
@@ -113,6 +123,7 @@ impl CodeDeployHook {
             lifecycle_event: lifecycle_event.to_string(),
             setup,
             reporter,
+            notifier: None,
         }
     }
 
@@ -142,13 +153,30 @@ impl CodeDeployHook {
             &verdict,
         );
 
-        match self
+        let reported = self
             .reporter
             .get()
             .await
             .report_status(&event, verdict.status, report_by)
-            .await
-        {
+            .await;
+        // After the report, never before it: owners hear of a Failed verdict.
+        if let (Some(notifier), false) = (&self.notifier, verdict.succeeded()) {
+            let subject = format!(
+                "greenlight: {} FAILED for deployment {deployment_id}",
+                self.lifecycle_event
+            );
+            let message = format!(
+                "{}\n\n{}",
+                verdict.summary(&format!("{} {deployment_id}", self.lifecycle_event)),
+                serde_json::to_string_pretty(&verdict).unwrap_or_default()
+            );
+            notifier
+                .get()
+                .await
+                .publish(&subject, &message, report_by)
+                .await;
+        }
+        match reported {
             Ok(reported) => {
                 tracing::info!(deployment_id, status = %verdict.status, reported = ?reported, "reported to CodeDeploy");
                 Ok(HookResponse {

@@ -20,10 +20,12 @@ pub mod http;
 pub mod judge;
 pub mod lambda;
 pub mod logging;
+pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod rollback;
 pub mod secrets;
+pub mod timestamp;
 pub mod verdict;
 pub mod verify;
 

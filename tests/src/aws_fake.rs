@@ -20,6 +20,8 @@ pub enum Protocol {
     AwsJson11 { target_prefix: &'static str },
     /// `POST /service/<Service>/operation/<Operation>`, CBOR body (CloudWatch).
     RpcV2Cbor,
+    /// `POST /`, form-encoded `Action=<Operation>&…`, XML answers (SNS).
+    AwsQuery,
 }
 
 /// An AWS error answer.
@@ -257,7 +259,7 @@ fn answer<W: World>(
     };
     shared.changed.notify_waiters();
     result.map(|r| match r {
-        Ok(output) => encode_output(protocol, &output),
+        Ok(output) => encode_output(protocol, &operation, &output),
         Err(fault) => encode_fault(protocol, &fault),
     })
 }
@@ -308,15 +310,83 @@ fn decode(protocol: Protocol, request: &Request<Bytes>) -> Result<(String, Value
             };
             Ok((operation, input))
         }
+        Protocol::AwsQuery => {
+            let text = String::from_utf8_lossy(request.body());
+            let mut input = serde_json::Map::new();
+            for pair in text.split('&').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                input.insert(form_decode(key), Value::String(form_decode(value)));
+            }
+            let operation = input
+                .get("Action")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| AwsFault::new(400, "MissingAction", "no Action in the query"))?;
+            Ok((operation, Value::Object(input)))
+        }
     }
 }
 
-fn encode_output(protocol: Protocol, output: &Value) -> HttpResponse {
+/// `application/x-www-form-urlencoded` text: `+` is a space, `%XX` a byte.
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A query-protocol answer: `<OpResponse><OpResult>…</OpResult></OpResponse>`.
+fn query_xml(operation: &str, output: &Value) -> String {
+    let fields: String = output
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "<{k}>{}</{k}>",
+                        xml_escape(v.as_str().unwrap_or(&v.to_string()))
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "<{operation}Response xmlns=\"http://fake/\"><{operation}Result>{fields}</{operation}Result><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></{operation}Response>"
+    )
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn encode_output(protocol: Protocol, operation: &str, output: &Value) -> HttpResponse {
     match protocol {
         Protocol::AwsJson11 { .. } => {
             respond(200, "application/x-amz-json-1.1", output.to_string())
         }
         Protocol::RpcV2Cbor => cbor(200, output),
+        Protocol::AwsQuery => respond(200, "text/xml", query_xml(operation, output)),
     }
 }
 
@@ -327,6 +397,15 @@ fn encode_fault(protocol: Protocol, fault: &AwsFault) -> HttpResponse {
             respond(fault.status, "application/x-amz-json-1.1", body.to_string())
         }
         Protocol::RpcV2Cbor => cbor(fault.status, &body),
+        Protocol::AwsQuery => respond(
+            fault.status,
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>fake</RequestId></ErrorResponse>",
+                xml_escape(&fault.code),
+                xml_escape(&fault.message)
+            ),
+        ),
     };
     if let Ok(code) = fault.code.parse() {
         response.headers_mut().insert("x-amzn-errortype", code);

@@ -17,7 +17,13 @@ pub struct Deployment {
     pub group: String,
     /// `Created`, `Queued`, `InProgress`, `Baking`, `Ready`, `Succeeded`, `Failed`, `Stopped`.
     pub status: String,
+    /// When it was created, in seconds since the epoch.
+    pub created: f64,
 }
+
+/// Deployments added without a creation time were created here: 2019-01-01, before every
+/// sample event.
+pub const LONG_AGO: f64 = 1_546_300_800.0;
 
 /// One simulated deployment group and the alarms its alarm configuration lists.
 #[derive(Debug, Clone)]
@@ -59,12 +65,25 @@ impl FakeCodeDeploy {
     }
 
     pub fn add_deployment(&self, id: &str, application: &str, group: &str, status: &str) {
+        self.add_deployment_created(id, application, group, status, LONG_AGO);
+    }
+
+    /// A deployment created at `created` (seconds since the epoch).
+    pub fn add_deployment_created(
+        &self,
+        id: &str,
+        application: &str,
+        group: &str,
+        status: &str,
+        created: f64,
+    ) {
         self.world(|w| {
             w.deployments.push(Deployment {
                 id: id.into(),
                 application: application.into(),
                 group: group.into(),
                 status: status.into(),
+                created,
             })
         });
     }
@@ -167,6 +186,27 @@ impl World for CodeDeployWorld {
                     .map(|d| d.id.as_str())
                     .collect();
                 Ok(json!({"deployments": ids}))
+            }
+            "BatchGetDeployments" => {
+                let ids: Vec<&str> = input["deploymentIds"]
+                    .as_array()
+                    .map(|ids| ids.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if ids.len() > 25 {
+                    return Err(AwsFault::new(
+                        400,
+                        "BatchLimitExceededException",
+                        "at most 25 ids",
+                    ));
+                }
+                let infos: Vec<Value> = self
+                    .deployments
+                    .iter()
+                    .filter(|d| ids.contains(&d.id.as_str()))
+                    .map(|d| json!({"deploymentId": d.id, "applicationName": d.application,
+                        "deploymentGroupName": d.group, "status": d.status, "createTime": d.created}))
+                    .collect();
+                Ok(json!({"deploymentsInfo": infos}))
             }
             "StopDeployment" => {
                 let id = text(input, "deploymentId")?;

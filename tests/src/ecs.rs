@@ -14,6 +14,8 @@ pub struct ServiceDeployment {
     pub service: String,
     /// `PENDING`, `IN_PROGRESS`, `SUCCESSFUL`, `ROLLBACK_REQUESTED`, …
     pub status: String,
+    /// When it was created, in seconds since the epoch.
+    pub created: f64,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +35,18 @@ impl FakeEcs {
     }
 
     pub fn add_deployment(&self, cluster: &str, service: &str, id: &str, status: &str) -> String {
+        self.add_deployment_created(cluster, service, id, status, crate::codedeploy::LONG_AGO)
+    }
+
+    /// A service deployment created at `created` (seconds since the epoch); returns its ARN.
+    pub fn add_deployment_created(
+        &self,
+        cluster: &str,
+        service: &str,
+        id: &str,
+        status: &str,
+        created: f64,
+    ) -> String {
         let arn = format!(
             "arn:aws:ecs:us-east-1:123456789012:service-deployment/{cluster}/{service}/{id}"
         );
@@ -42,6 +56,7 @@ impl FakeEcs {
                 cluster: cluster.into(),
                 service: service.into(),
                 status: status.into(),
+                created,
             })
         });
         arn
@@ -84,7 +99,7 @@ impl World for EcsWorld {
                     .iter()
                     .filter(|d| d.cluster == cluster && d.service == service)
                     .filter(|d| wanted.is_empty() || wanted.contains(&d.status.as_str()))
-                    .map(|d| json!({"serviceDeploymentArn": d.arn, "status": d.status,
+                    .map(|d| json!({"serviceDeploymentArn": d.arn, "status": d.status, "createdAt": d.created,
                         "serviceArn": format!("arn:aws:ecs:us-east-1:123456789012:service/{}/{}", d.cluster, d.service)}))
                     .collect();
                 Ok(json!({"serviceDeployments": briefs}))

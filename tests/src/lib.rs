@@ -14,6 +14,7 @@ pub mod hook_harness;
 pub mod hook_scenarios;
 pub mod runtime_api;
 pub mod server;
+pub mod sns;
 
 pub use aws_fake::{AwsCall, AwsFault, FakeAnswer};
 pub use cloudwatch::FakeCloudWatch;
@@ -22,6 +23,7 @@ pub use ecs::FakeEcs;
 pub use green::{Behaviour, GreenServer, Route};
 pub use runtime_api::{FunctionProcess, InvocationResult, RuntimeApi};
 pub use server::LoopbackServer;
+pub use sns::FakeSns;
 
 /// A loopback address where nothing listens (the port was bound, then released).
 pub fn unused_local_url() -> String {

@@ -30,11 +30,25 @@ fn as_list(value: &Value) -> Vec<Value> {
     }
 }
 
+/// A statement written under `Fn::If: [condition, statement, AWS::NoValue]`: the statement,
+/// so that every grant the template can make is checked.
+fn unconditional(statement: &Value) -> Option<&Value> {
+    match statement.get("Fn::If") {
+        Some(branches) => branches
+            .get(1)
+            .filter(|b| b.get("Ref") != Some(&json!("AWS::NoValue"))),
+        None => Some(statement),
+    }
+}
+
 /// Every (action, resource) a function's inline policies allow.
 fn grants(function: &Value) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for policy in as_list(&function["Properties"]["Policies"]) {
-        for statement in as_list(&policy["Statement"]) {
+        for statement in as_list(&policy["Statement"])
+            .iter()
+            .filter_map(unconditional)
+        {
             assert_eq!(statement["Effect"], "Allow");
             for action in as_list(&statement["Action"]) {
                 for resource in as_list(&statement["Resource"]) {
@@ -136,17 +150,25 @@ fn each_function_gets_exactly_the_actions_it_uses() {
     let expected: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
         (
             "after-allow-test-traffic",
-            BTreeSet::from(["codedeploy:PutLifecycleEventHookExecutionStatus"]),
+            BTreeSet::from([
+                "codedeploy:PutLifecycleEventHookExecutionStatus",
+                "sns:Publish",
+            ]),
         ),
         (
             "before-allow-traffic",
-            BTreeSet::from(["codedeploy:PutLifecycleEventHookExecutionStatus"]),
+            BTreeSet::from([
+                "codedeploy:PutLifecycleEventHookExecutionStatus",
+                "sns:Publish",
+            ]),
         ),
         ("ecs-lifecycle-hook", BTreeSet::new()),
         (
             "alarm-rollback",
             BTreeSet::from([
+                "sns:Publish",
                 "codedeploy:ListDeployments",
+                "codedeploy:GetDeployment",
                 "codedeploy:StopDeployment",
                 "codedeploy:ListApplications",
                 "codedeploy:ListDeploymentGroups",
@@ -171,6 +193,7 @@ fn hooks_report_only_to_the_configured_deployment_groups() {
         for (action, resource) in grants(&f) {
             if action == "codedeploy:PutLifecycleEventHookExecutionStatus"
                 || action == "codedeploy:StopDeployment"
+                || action == "codedeploy:GetDeployment"
             {
                 assert_eq!(
                     resource["Fn::Sub"],
@@ -182,7 +205,7 @@ fn hooks_report_only_to_the_configured_deployment_groups() {
 }
 
 #[test]
-fn the_rule_sends_only_alarms_entering_alarm() {
+fn the_rule_sends_alarm_and_ok_transitions() {
     let t = template();
     let rollback = functions(&t)
         .into_values()
@@ -200,7 +223,8 @@ fn the_rule_sends_only_alarms_entering_alarm() {
         pattern["detail-type"],
         json!(["CloudWatch Alarm State Change"])
     );
-    assert_eq!(pattern["detail"]["state"]["value"], json!(["ALARM"]));
+    // OK too: an ALARM delivered after a later OK is recognised as stale.
+    assert_eq!(pattern["detail"]["state"]["value"], json!(["ALARM", "OK"]));
     assert_eq!(
         pattern["detail"]["alarmName"]["Fn::If"][1],
         json!([{"prefix": {"Ref": "AlarmNamePrefix"}}])
@@ -230,11 +254,19 @@ fn functions_get_the_documented_environment() {
     let expected: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::from([
         (
             "after-allow-test-traffic",
-            BTreeSet::from(["GREENLIGHT_TEST_URL", "GREENLIGHT_PLAN"]),
+            BTreeSet::from([
+                "GREENLIGHT_TEST_URL",
+                "GREENLIGHT_PLAN",
+                "GREENLIGHT_NOTIFY_TOPIC_ARN",
+            ]),
         ),
         (
             "before-allow-traffic",
-            BTreeSet::from(["GREENLIGHT_TEST_URL", "GREENLIGHT_PLAN"]),
+            BTreeSet::from([
+                "GREENLIGHT_TEST_URL",
+                "GREENLIGHT_PLAN",
+                "GREENLIGHT_NOTIFY_TOPIC_ARN",
+            ]),
         ),
         (
             "ecs-lifecycle-hook",
@@ -250,6 +282,8 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_DRY_RUN",
                 "GREENLIGHT_ALARM_TARGETS",
                 "GREENLIGHT_DISCOVERY_APPLICATIONS",
+                "GREENLIGHT_ALLOWED_TARGETS",
+                "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),
     ]);
@@ -259,5 +293,100 @@ fn functions_get_the_documented_environment() {
             .map(|m| m.keys().map(String::as_str).collect())
             .unwrap_or_default();
         assert_eq!(vars, expected[binary(&f).as_str()], "{}", binary(&f));
+    }
+}
+
+fn alarm_rollback(t: &Value) -> Value {
+    functions(t)
+        .into_values()
+        .find(|f| binary(f) == "alarm-rollback")
+        .expect("alarm-rollback")
+}
+
+#[test]
+fn ecs_deployments_are_out_of_reach_unless_a_cluster_is_named() {
+    let t = template();
+    assert_eq!(t["Parameters"]["EcsCluster"]["Default"], "");
+    let statements = as_list(&alarm_rollback(&t)["Properties"]["Policies"][0]["Statement"]);
+    for statement in statements {
+        let text = statement.to_string();
+        if text.contains("ecs:") {
+            let branches = &statement["Fn::If"];
+            assert_eq!(branches[0], "HasEcsCluster", "{text}");
+            assert_eq!(branches[2], json!({"Ref": "AWS::NoValue"}), "{text}");
+        }
+    }
+    assert_eq!(
+        t["Conditions"]["HasEcsCluster"],
+        json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "EcsCluster"}, ""]}]})
+    );
+}
+
+#[test]
+fn failed_rollbacks_are_kept_and_stale_events_dropped() {
+    let t = template();
+    let config = &alarm_rollback(&t)["Properties"]["EventInvokeConfig"];
+    assert_eq!(
+        config["MaximumEventAgeInSeconds"],
+        json!({"Ref": "MaxEventAgeSeconds"})
+    );
+    assert!(
+        t["Parameters"]["MaxEventAgeSeconds"]["MaxValue"]
+            .as_u64()
+            .unwrap()
+            <= 21600
+    );
+    assert_eq!(config["MaximumRetryAttempts"], 2);
+    assert_eq!(config["DestinationConfig"]["OnFailure"]["Type"], "SQS");
+    assert_eq!(
+        t["Resources"]["AlarmRollbackFailureQueue"]["Type"],
+        "AWS::SQS::Queue"
+    );
+    assert_eq!(
+        t["Resources"]["AlarmRollbackFailureQueue"]["Condition"],
+        "CreateFailureQueue"
+    );
+}
+
+#[test]
+fn every_function_logs_to_a_group_with_a_retention() {
+    let t = template();
+    assert_eq!(t["Parameters"]["LogRetentionDays"]["Default"], 30);
+    for (name, f) in functions(&t) {
+        let group = f["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} names its log group"));
+        let resource = &t["Resources"][group];
+        assert_eq!(resource["Type"], "AWS::Logs::LogGroup", "{name}");
+        assert_eq!(
+            resource["Properties"]["RetentionInDays"],
+            json!({"Ref": "LogRetentionDays"}),
+            "{name}"
+        );
+        let log_name = resource["Properties"]["LogGroupName"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_default();
+        let function_name = f["Properties"]["FunctionName"]["Fn::Sub"]
+            .as_str()
+            .unwrap_or_default();
+        assert_eq!(log_name, format!("/aws/lambda/{function_name}"), "{name}");
+    }
+}
+
+#[test]
+fn notifications_go_only_to_the_named_topic_and_only_when_one_is_named() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        for statement in as_list(&f["Properties"]["Policies"][0]["Statement"]) {
+            if statement.to_string().contains("sns:") {
+                let branches = &statement["Fn::If"];
+                assert_eq!(branches[0], "HasNotificationTopic", "{name}");
+                assert_eq!(
+                    branches[1]["Resource"],
+                    json!({"Ref": "NotificationTopicArn"}),
+                    "{name}"
+                );
+            }
+        }
     }
 }

@@ -499,9 +499,9 @@ fn alarm_event(datapoint: u64) -> Value {
                 "value": "ALARM",
                 "reason": format!("Threshold Crossed: 1 datapoint [{datapoint}.0] was greater than the threshold ({ALARM_THRESHOLD}.0)."),
                 "reasonData": reason_data.to_string(),
-                "timestamp": "2026-11-22T12:00:00.000+0000"
+                "timestamp": greenlight::timestamp::format(std::time::SystemTime::now())
             },
-            "previousState": {"value": "OK", "reason": "", "timestamp": "2026-11-22T11:59:00.000+0000"}
+            "previousState": {"value": "OK", "reason": "", "timestamp": greenlight::timestamp::format(std::time::SystemTime::now() - Duration::from_secs(60))}
         }
     })
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use greenlight_fakes::hook_harness::{sample_event, HookHarness};
-use greenlight_fakes::{Behaviour, FakeAnswer, GreenServer, Route};
+use greenlight_fakes::{Behaviour, FakeAnswer, FakeSns, GreenServer, Route};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_after-allow-test-traffic");
 
@@ -364,4 +364,51 @@ async fn a_secret_echoed_json_escaped_is_masked() {
     let twice = &twice[1..twice.len() - 1];
     assert_nowhere(&hook, &answer, &[secret, escaped, twice]);
     assert!(answer.contains("***"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_failed_verdict_is_announced_after_the_report_with_secrets_masked() {
+    let green = GreenServer::start(Behaviour::Status(500)).await;
+    let sns = FakeSns::start().await;
+    let plan = "version: 1\nchecks: [{name: health, path: /health, retries: 0, headers: {authorization: 'Bearer ${TOKEN}'}, expect: {body_contains: '${TOKEN}'}}]";
+    let hook = hook(&[
+        ("GREENLIGHT_TEST_URL", os(green.url())),
+        ("GREENLIGHT_PLAN", os(plan)),
+        ("TOKEN", os("announce-secret-1234")),
+        (
+            "GREENLIGHT_NOTIFY_TOPIC_ARN",
+            os("arn:aws:sns:us-east-1:123456789012:deployments"),
+        ),
+        ("AWS_ENDPOINT_URL_SNS", os(sns.url())),
+    ])
+    .await;
+    let run = hook.invoke(sample_event(), Duration::from_secs(10)).await;
+    assert_eq!(run.reported, vec!["Failed"]);
+    let published = sns.published();
+    assert_eq!(published.len(), 1);
+    assert!(
+        published[0]
+            .subject
+            .starts_with("greenlight: AfterAllowTestTraffic FAILED for deployment d-"),
+        "{:?}",
+        published[0]
+    );
+    assert!(
+        published[0]
+            .message
+            .contains("status: expected 200-399, got 500"),
+        "{}",
+        published[0].message
+    );
+    assert!(
+        !published[0].message.contains("announce-secret-1234"),
+        "{}",
+        published[0].message
+    );
+    let report = hook
+        .codedeploy
+        .calls_to("PutLifecycleEventHookExecutionStatus")[0]
+        .at;
+    let announce = sns.calls()[0].at;
+    assert!(report < announce, "the report comes first");
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use greenlight_fakes::{
-    FakeAnswer, FakeCloudWatch, FakeCodeDeploy, FakeEcs, FunctionProcess, InvocationResult,
-    RuntimeApi,
+    FakeAnswer, FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeSns, FunctionProcess,
+    InvocationResult, RuntimeApi,
 };
 use serde_json::{json, Value};
 
@@ -26,6 +26,7 @@ struct Harness {
     codedeploy: FakeCodeDeploy,
     ecs: FakeEcs,
     cloudwatch: FakeCloudWatch,
+    sns: FakeSns,
     api: RuntimeApi,
     function: Option<FunctionProcess>,
 }
@@ -36,6 +37,7 @@ impl Harness {
             codedeploy: FakeCodeDeploy::start().await,
             ecs: FakeEcs::start().await,
             cloudwatch: FakeCloudWatch::start().await,
+            sns: FakeSns::start().await,
             api: RuntimeApi::start().await,
             function: None,
         }
@@ -46,6 +48,7 @@ impl Harness {
             ("AWS_ENDPOINT_URL_CODEDEPLOY", self.codedeploy.url()),
             ("AWS_ENDPOINT_URL_ECS", self.ecs.url()),
             ("AWS_ENDPOINT_URL_CLOUDWATCH", self.cloudwatch.url()),
+            ("AWS_ENDPOINT_URL_SNS", self.sns.url()),
         ];
         all.extend(env.iter().map(|(k, v)| (*k, v.to_string())));
         self.function = Some(
@@ -245,7 +248,7 @@ async fn nothing_in_flight_means_nothing_to_stop() {
     let decision = h.decision(event("alarm-rollback-alarm.json")).await;
     assert_eq!(
         decision["actions"],
-        json!([{"target": "codedeploy:checkout/checkout-prod", "deployment": "", "action": "skipped", "detail": "no deployment in flight"}])
+        json!([{"target": "codedeploy:checkout/checkout-prod", "deployment": "", "action": "skipped", "skip": "nothing-in-flight", "detail": "no deployment in flight"}])
     );
     assert!(h.codedeploy.stopped().is_empty());
 }
@@ -414,4 +417,105 @@ async fn a_malformed_event_is_answered_and_the_next_one_served() {
     }
     h.decision(event("alarm-rollback-alarm.json")).await;
     assert_eq!(h.codedeploy.stopped(), vec!["d-GREEN1"]);
+}
+
+#[tokio::test]
+async fn a_late_alarm_never_stops_a_deployment_created_after_it() {
+    let mut h = Harness::new().await;
+    h.codedeploy_in_flight();
+    // The sample alarm entered ALARM at 2019-10-02T17:04:40.989Z; this deployment came later.
+    h.codedeploy.add_deployment_created(
+        "d-NEWER",
+        "checkout",
+        "checkout-prod",
+        "InProgress",
+        1_570_040_000.0,
+    );
+    h.run(&[("GREENLIGHT_DISCOVERY_APPLICATIONS", "off")]);
+    let decision = h.decision(event("alarm-rollback-alarm.json")).await;
+    assert_eq!(
+        h.codedeploy.stopped(),
+        vec!["d-GREEN1"],
+        "only the deployment older than the alarm"
+    );
+    let newer = decision["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["deployment"] == "d-NEWER")
+        .expect("the newer deployment is in the record")
+        .clone();
+    assert_eq!(newer["skip"], "stale", "{decision}");
+    assert_eq!(decision["entered_at"], "2019-10-02T17:04:40.989Z");
+}
+
+#[tokio::test]
+async fn a_slow_cloudwatch_does_not_delay_targets_from_the_mapping() {
+    let mut h = Harness::new().await;
+    let arn = h
+        .ecs
+        .add_deployment("prod", "checkout", "abc", "IN_PROGRESS");
+    h.cloudwatch.answer_always(FakeAnswer::Hang);
+    h.run(&[
+        (
+            "GREENLIGHT_ALARM_TARGETS",
+            "checkout-5xx: ecs:prod/checkout",
+        ),
+        ("GREENLIGHT_DISCOVERY_APPLICATIONS", "off"),
+    ]);
+    let started = std::time::Instant::now();
+    let invocation = h.invoke(event("alarm-rollback-alarm.json"));
+    let stop = h.ecs.wait_for_calls(2, Duration::from_secs(3));
+    let (_, calls) = tokio::join!(invocation, stop);
+    let stop_call = calls
+        .iter()
+        .find(|c| c.operation == "StopServiceDeployment")
+        .expect("the ECS deployment was stopped");
+    assert!(
+        stop_call.at.duration_since(started) < Duration::from_secs(1),
+        "stopped within a second of the event: {:?}",
+        stop_call.at.duration_since(started)
+    );
+    assert_eq!(
+        h.ecs.deployment_status(&arn).as_deref(),
+        Some("ROLLBACK_REQUESTED")
+    );
+}
+
+#[tokio::test]
+async fn owners_hear_about_a_rollback_and_about_a_failed_one() {
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:deployments";
+    let mut h = Harness::new().await;
+    h.codedeploy_in_flight();
+    h.run(&[
+        ("GREENLIGHT_NOTIFY_TOPIC_ARN", TOPIC),
+        ("GREENLIGHT_DISCOVERY_APPLICATIONS", "off"),
+    ]);
+    h.decision(event("alarm-rollback-alarm.json")).await;
+    let published = h.sns.published();
+    assert_eq!(published.len(), 1, "one message for the stop");
+    assert_eq!(published[0].topic, TOPIC);
+    assert_eq!(
+        published[0].subject,
+        "greenlight: alarm checkout-5xx rolled back 1 deployment(s)"
+    );
+    let record: Value = serde_json::from_str(&published[0].message).expect("the decision record");
+    assert_eq!(record["actions"][0]["deployment"], "d-GREEN1");
+
+    // Nothing in flight any more: nothing to say.
+    h.decision(event("alarm-rollback-alarm.json")).await;
+    assert_eq!(h.sns.published().len(), 1);
+
+    h.codedeploy
+        .add_deployment("d-GREEN2", "checkout", "checkout-prod", "InProgress");
+    h.codedeploy
+        .answer_next_for("StopDeployment", [FakeAnswer::access_denied()]);
+    let _ = h.invoke(event("alarm-rollback-alarm.json")).await;
+    let published = h.sns.published();
+    assert_eq!(published.len(), 2);
+    assert!(
+        published[1].subject.contains("a rollback FAILED"),
+        "{:?}",
+        published[1]
+    );
 }

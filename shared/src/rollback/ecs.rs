@@ -1,9 +1,11 @@
-//! Stopping Amazon ECS native (blue/green, linear, canary) service deployments with rollback.
+//! Amazon ECS native (blue/green, linear, canary) service deployments: which are in flight, when
+//! each was created, and stopping them with rollback.
 
 use aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType};
 
-use super::{InFlight, StopOutcome};
-use crate::aws::{call_until, AwsError};
+use super::controller::{DeploymentController, InFlight, Pending, StopOutcome};
+use super::targets::Target;
+use crate::aws::{all_pages, call_until, AwsError};
 use crate::deadline::Deadline;
 
 pub struct EcsController {
@@ -12,25 +14,19 @@ pub struct EcsController {
 
 impl EcsController {
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
-        let config = aws_sdk_ecs::config::Builder::from(sdk_config)
-            .retry_config(crate::aws::retry_config())
-            .timeout_config(crate::aws::timeout_config())
-            .build();
         EcsController {
-            client: aws_sdk_ecs::Client::from_conf(config),
+            client: crate::aws_client!(aws_sdk_ecs, sdk_config),
         }
     }
 
     /// Service deployments still PENDING or IN_PROGRESS.
-    pub async fn in_flight(
+    async fn list(
         &self,
         cluster: &str,
         service: &str,
         deadline: Deadline,
     ) -> Result<Vec<InFlight>, AwsError> {
-        let mut found = Vec::new();
-        let mut next_token: Option<String> = None;
-        loop {
+        all_pages(|token| async move {
             let page = call_until("ListServiceDeployments", deadline, || {
                 self.client
                     .list_service_deployments()
@@ -38,24 +34,30 @@ impl EcsController {
                     .service(service)
                     .status(ServiceDeploymentStatus::Pending)
                     .status(ServiceDeploymentStatus::InProgress)
-                    .set_next_token(next_token.clone())
+                    .set_next_token(token.clone())
                     .send()
             })
             .await?;
-            found.extend(page.service_deployments().iter().filter_map(|d| {
-                Some(InFlight {
-                    id: d.service_deployment_arn()?.to_string(),
-                    status: d.status().map(|s| s.as_str().to_string()),
+            let found = page
+                .service_deployments()
+                .iter()
+                .filter_map(|d| {
+                    Some(InFlight {
+                        id: d.service_deployment_arn()?.to_string(),
+                        status: d.status().map(|s| s.as_str().to_string()),
+                        created: d
+                            .created_at()
+                            .and_then(|t| std::time::SystemTime::try_from(*t).ok())
+                            .ok_or_else(|| "ECS did not say when it was created".to_string()),
+                    })
                 })
-            }));
-            next_token = page.next_token().map(str::to_string);
-            if next_token.is_none() {
-                return Ok(found);
-            }
-        }
+                .collect();
+            Ok((found, page.next_token().map(str::to_string)))
+        })
+        .await
     }
 
-    pub async fn stop(
+    async fn stop_one(
         &self,
         service_deployment_arn: &str,
         deadline: Deadline,
@@ -77,5 +79,28 @@ impl EcsController {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+impl DeploymentController for EcsController {
+    fn in_flight<'a>(
+        &'a self,
+        target: &'a Target,
+        deadline: Deadline,
+    ) -> Pending<'a, Result<Vec<InFlight>, AwsError>> {
+        Box::pin(async move {
+            match target {
+                Target::Ecs { cluster, service } => self.list(cluster, service, deadline).await,
+                Target::CodeDeploy { .. } => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        deployment: &'a str,
+        deadline: Deadline,
+    ) -> Pending<'a, Result<StopOutcome, AwsError>> {
+        Box::pin(self.stop_one(deployment, deadline))
     }
 }
