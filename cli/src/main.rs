@@ -7,6 +7,7 @@
 mod output;
 mod plan_cmd;
 mod rehearse;
+mod standin_cmd;
 mod style;
 mod verify_cmd;
 
@@ -26,7 +27,8 @@ struct Cli {
 const EXAMPLES: &str = "Examples:
   greenlight rehearse                       a healthy and a broken green, back to back, on 127.0.0.1
   greenlight verify --target http://internal-alb:8080 --plan examples/plans/api.yaml
-  greenlight plan check examples/plans/api.yaml";
+  greenlight plan check examples/plans/api.yaml
+  greenlight aws-standin                    CodeDeploy, ECS, CloudWatch and SNS on 127.0.0.1:4566, for cargo lambda watch";
 
 #[derive(Subcommand)]
 enum Command {
@@ -51,6 +53,20 @@ enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
+    /// Serve local stand-ins of CodeDeploy, ECS, CloudWatch and SNS on one port (state in memory,
+    /// each call printed), for running the functions with `cargo lambda watch` and no AWS account.
+    AwsStandin {
+        /// Address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = greenlight_fakes::standin::DEFAULT_ADDRESS)]
+        bind: String,
+    },
+    /// Print shell completions: `greenlight completions bash > /etc/bash_completion.d/greenlight`,
+    /// `greenlight completions zsh > "${fpath[1]}/_greenlight"`, `greenlight completions fish >
+    /// ~/.config/fish/completions/greenlight.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Rehearse a CodeDeploy ECS blue/green deployment on 127.0.0.1, with the real hook and
     /// alarm-rollback binaries under a Lambda Runtime API emulator. No AWS account, no Docker.
     ///
@@ -61,8 +77,9 @@ enum Command {
         /// Which scenarios to run, in order.
         #[arg(value_enum)]
         scenarios: Vec<rehearse::Scenario>,
-        /// Where the function binaries are (default: next to this `greenlight`, or
-        /// GREENLIGHT_FUNCTIONS_DIR).
+        /// Where the function binaries are: cargo's layout (DIR/<function>) or cargo-lambda's
+        /// (DIR/<function>/bootstrap). Default: next to this `greenlight`, else ./target/debug,
+        /// else ./target/lambda.
         #[arg(long, value_name = "DIR", env = "GREENLIGHT_FUNCTIONS_DIR")]
         functions_dir: Option<PathBuf>,
         /// `json` prints each scenario's outcome and timeline as JSON.
@@ -98,6 +115,13 @@ pub enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, "greenlight", &mut script);
+        output::inline(String::from_utf8_lossy(&script));
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,6 +148,8 @@ fn main() -> ExitCode {
                 format,
                 verbose,
             } => rehearse::run(scenarios, functions_dir, format, verbose).await,
+            Command::Completions { .. } => 0,
+            Command::AwsStandin { bind } => standin_cmd::run(bind).await,
         }
     });
     // Judging that is still winding down (it stops at its own deadline) must not hold the exit.

@@ -164,7 +164,56 @@ async fn without_arguments_the_rehearsal_runs_healthy_then_broken_and_prints_a_t
 async fn a_missing_function_binary_is_a_configuration_error_that_says_what_to_build() {
     let output = greenlight(&["rehearse", "healthy", "--functions-dir", "/nonexistent"]).await;
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("cannot find the after-allow-test-traffic binary in /nonexistent: build the functions first"), "{}", text(&output.stderr));
+    let err = text(&output.stderr);
+    assert!(
+        err.contains("cannot find the after-allow-test-traffic, before-allow-traffic, alarm-rollback binary in /nonexistent: build the functions first")
+            && err.contains("cargo lambda build --release"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_rehearsal_finds_binaries_in_cargo_lambdas_layout() {
+    // DIR/<function>/bootstrap, as `cargo lambda build` leaves them.
+    let dir = std::env::temp_dir().join(format!("greenlight-lambda-layout-{}", std::process::id()));
+    for function in [
+        "after-allow-test-traffic",
+        "before-allow-traffic",
+        "alarm-rollback",
+    ] {
+        let at = dir.join(function);
+        std::fs::create_dir_all(&at).unwrap();
+        let bootstrap = at.join("bootstrap");
+        let _ = std::fs::remove_file(&bootstrap);
+        std::os::unix::fs::symlink(Path::new(GREENLIGHT).with_file_name(function), &bootstrap)
+            .unwrap();
+    }
+    let output = greenlight(&[
+        "rehearse",
+        "broken",
+        "--format",
+        "json",
+        "--functions-dir",
+        dir.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let outcomes: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcomes[0]["result"], "rolled-back");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = greenlight(&["completions", shell]).await;
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = text(&output.stdout);
+        assert!(
+            script.contains("rehearse") && script.contains("aws-standin"),
+            "{shell}: {script}"
+        );
+    }
 }
 
 #[tokio::test]

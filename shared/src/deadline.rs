@@ -6,6 +6,29 @@ use tokio::time::Instant;
 
 /// Longest a Lambda invocation can run; a deadline further away than this is not trusted.
 const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
+/// The deadline assumed when an invocation has none.
+const DEFAULT_FALLBACK: Duration = Duration::from_secs(60);
+
+/// `GREENLIGHT_INVOCATION_TIMEOUT` (a duration such as `30s`, at most 15 minutes), else 60 s.
+fn fallback_timeout() -> Duration {
+    static FALLBACK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *FALLBACK.get_or_init(|| {
+        match crate::env::Env::process().setting("GREENLIGHT_INVOCATION_TIMEOUT") {
+            Ok(Some(text)) => match crate::duration::parse_duration(&text) {
+                Ok(d) if !d.is_zero() && d <= LAMBDA_MAX => d,
+                _ => {
+                    tracing::warn!(value = %text, "GREENLIGHT_INVOCATION_TIMEOUT is not a duration between 0s and 15m; using 60s");
+                    DEFAULT_FALLBACK
+                }
+            },
+            Ok(None) => DEFAULT_FALLBACK,
+            Err(e) => {
+                tracing::warn!(error = %e, "using 60s");
+                DEFAULT_FALLBACK
+            }
+        }
+    })
+}
 /// Time kept after verification for reporting or answering: a fifth of the invocation, within these bounds.
 const MIN_ANSWER_RESERVE: Duration = Duration::from_secs(1);
 const MAX_ANSWER_RESERVE: Duration = Duration::from_secs(5);
@@ -43,15 +66,25 @@ impl Deadline {
     }
 
     /// The deadline of a Lambda invocation, unless it is missing or absurd (as under some local
-    /// emulators): then the longest invocation Lambda allows.
+    /// emulators, which give none or days): then a short one, 60 s unless
+    /// `GREENLIGHT_INVOCATION_TIMEOUT` says otherwise, so a local run never waits 15 minutes. Said
+    /// once in the log.
     pub fn of_invocation(lambda_deadline: SystemTime) -> Self {
         match lambda_deadline.duration_since(SystemTime::now()) {
-            Ok(remaining) if remaining <= LAMBDA_MAX => Self::after(remaining),
+            Ok(remaining) if remaining <= LAMBDA_MAX && !remaining.is_zero() => {
+                Self::after(remaining)
+            }
             _ => {
-                tracing::warn!(
-                    "the invocation deadline is missing or implausible; assuming 15 minutes"
-                );
-                Self::after(LAMBDA_MAX)
+                let fallback = fallback_timeout();
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    tracing::warn!(
+                        timeout_ms = fallback.as_millis() as u64,
+                        "the invocation has no plausible deadline (a local emulator?); using {} (GREENLIGHT_INVOCATION_TIMEOUT)",
+                        crate::duration::format_duration(fallback)
+                    )
+                });
+                Self::after(fallback)
             }
         }
     }
@@ -67,5 +100,29 @@ impl Deadline {
     pub fn minus(self, margin: Duration) -> Deadline {
         let now = Instant::now();
         Deadline(self.0.checked_sub(margin).unwrap_or(now).max(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_absurd_invocation_deadline_becomes_a_short_one() {
+        for absurd in [
+            std::time::UNIX_EPOCH,
+            SystemTime::now() + Duration::from_secs(86_400),
+        ] {
+            let remaining = Deadline::of_invocation(absurd).remaining();
+            assert!(
+                remaining <= DEFAULT_FALLBACK && remaining > Duration::from_secs(50),
+                "{remaining:?}"
+            );
+        }
+        let real = Deadline::of_invocation(SystemTime::now() + Duration::from_secs(5)).remaining();
+        assert!(
+            real <= Duration::from_secs(5) && real > Duration::from_secs(4),
+            "{real:?}"
+        );
     }
 }

@@ -96,31 +96,29 @@ struct Inner<W> {
     world: W,
 }
 
+/// Told of every call a service receives.
+pub type CallObserver = Box<dyn Fn(&AwsCall) + Send + Sync>;
+
 struct Shared<W> {
     inner: Mutex<Inner<W>>,
     changed: Notify,
+    protocol: Protocol,
+    /// Told of every call as it arrives (the stand-in prints them).
+    observer: Option<CallObserver>,
 }
 
 /// A running fake AWS service. Stops when dropped.
 pub struct FakeService<W> {
-    server: LoopbackServer,
+    server: Option<LoopbackServer>,
     shared: Arc<Shared<W>>,
 }
 
 impl<W: World> FakeService<W> {
     pub async fn launch(protocol: Protocol, world: W) -> Self {
-        let shared = Arc::new(Shared {
-            inner: Mutex::new(Inner {
-                calls: Vec::new(),
-                scripted: VecDeque::new(),
-                always: None,
-                world,
-            }),
-            changed: Notify::new(),
-        });
-        let s = shared.clone();
+        let mut service = Self::detached(protocol, world, None);
+        let s = service.shared.clone();
         let server = LoopbackServer::start(move |request| {
-            let response = answer(protocol, request, &s);
+            let response = answer(request, &s);
             async move {
                 match response {
                     Some(response) => response,
@@ -130,11 +128,50 @@ impl<W: World> FakeService<W> {
         })
         .await
         .expect("start a fake AWS service on 127.0.0.1");
-        FakeService { server, shared }
+        service.server = Some(server);
+        service
     }
 
+    /// The service without a server of its own: requests reach it through [`FakeService::handle`]
+    /// (the stand-in serves several services on one port). `observer` is told of every call.
+    pub fn detached(protocol: Protocol, world: W, observer: Option<CallObserver>) -> Self {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                calls: Vec::new(),
+                scripted: VecDeque::new(),
+                always: None,
+                world,
+            }),
+            changed: Notify::new(),
+            protocol,
+            observer,
+        });
+        FakeService {
+            server: None,
+            shared,
+        }
+    }
+
+    /// Answers one request, as the service's own server would.
+    pub fn handle(
+        &self,
+        request: Request<Bytes>,
+    ) -> impl std::future::Future<Output = HttpResponse> + Send + 'static {
+        let response = answer(request, &self.shared);
+        async move {
+            match response {
+                Some(response) => response,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// The service's own URL (a detached service has none: use the stand-in's).
     pub fn url(&self) -> String {
-        self.server.url()
+        self.server
+            .as_ref()
+            .map(LoopbackServer::url)
+            .unwrap_or_default()
     }
 
     /// The next calls (to any operation) get these answers, in order.
@@ -225,22 +262,23 @@ impl<W: World> FakeService<W> {
 }
 
 /// `None` means: never answer.
-fn answer<W: World>(
-    protocol: Protocol,
-    request: Request<Bytes>,
-    shared: &Shared<W>,
-) -> Option<HttpResponse> {
+fn answer<W: World>(request: Request<Bytes>, shared: &Shared<W>) -> Option<HttpResponse> {
+    let protocol = shared.protocol;
     let (operation, input) = match decode(protocol, &request) {
         Ok(decoded) => decoded,
         Err(fault) => return Some(encode_fault(protocol, &fault)),
     };
     let result = {
         let mut inner = shared.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.calls.push(AwsCall {
+        let call = AwsCall {
             operation: operation.clone(),
             body: input.clone(),
             at: Instant::now(),
-        });
+        };
+        if let Some(observer) = &shared.observer {
+            observer(&call);
+        }
+        inner.calls.push(call);
         let position = inner
             .scripted
             .iter()

@@ -15,6 +15,7 @@ pub mod hook_scenarios;
 pub mod runtime_api;
 pub mod server;
 pub mod sns;
+pub mod standin;
 
 pub use aws_fake::{AwsCall, AwsFault, FakeAnswer};
 pub use cloudwatch::FakeCloudWatch;

@@ -1,6 +1,5 @@
 //! One rehearsed deployment: the stand-ins, the lifecycle walk, and its outcome.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -12,6 +11,7 @@ use greenlight_fakes::{
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::binaries::Binaries;
 use super::timeline::{Entry, Timeline};
 use super::Scenario;
 
@@ -80,17 +80,13 @@ struct Function {
 
 impl Function {
     async fn start(
-        dir: &Path,
+        binaries: &Binaries,
         binary: &'static str,
         env: &[(&str, String)],
     ) -> anyhow::Result<Self> {
-        let path = dir.join(binary);
-        if !path.is_file() {
-            bail!(
-                "cannot find the {binary} binary in {}: build the functions first (`cargo build --workspace`), or pass --functions-dir",
-                dir.display()
-            );
-        }
+        let Some(path) = binaries.path(binary) else {
+            bail!("cannot find the {binary} binary any more; build the functions again");
+        };
         let api = RuntimeApi::start().await;
         let process = FunctionProcess::spawn(&path, &api, env)
             .with_context(|| format!("starting {}", path.display()))?;
@@ -117,7 +113,7 @@ struct Stack {
 
 pub async fn rehearse(
     scenario: Scenario,
-    functions_dir: &Path,
+    functions_dir: &Binaries,
     live: bool,
     verbose: bool,
 ) -> anyhow::Result<Outcome> {
@@ -163,7 +159,7 @@ pub async fn rehearse(
     })
 }
 
-async fn start_stack(functions_dir: &Path) -> anyhow::Result<Stack> {
+async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
     let blue = DemoApp {
         color: "blue".into(),
         version: "1.0.0".into(),

@@ -8,6 +8,7 @@
 //! alarm-rollback binary stops the deployment. Every server and process stops when the rehearsal
 //! ends, also on Ctrl-C.
 
+mod binaries;
 mod deployment;
 mod timeline;
 
@@ -56,8 +57,8 @@ pub async fn run(
     if scenarios.is_empty() {
         scenarios = vec![Scenario::Healthy, Scenario::Broken];
     }
-    let functions_dir = match functions_dir.map(Ok).unwrap_or_else(default_functions_dir) {
-        Ok(dir) => dir,
+    let functions_dir = match binaries::Binaries::find(functions_dir) {
+        Ok(binaries) => binaries,
         Err(message) => {
             output::error(format!("greenlight: {message}"));
             return 2;
@@ -135,15 +136,6 @@ pub async fn run(
     } else {
         1
     }
-}
-
-/// The function binaries are built next to `greenlight` (`cargo build --workspace`).
-fn default_functions_dir() -> Result<PathBuf, String> {
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot tell where greenlight is: {e}"))?;
-    exe.parent()
-        .map(PathBuf::from)
-        .ok_or_else(|| "cannot tell where greenlight is".to_string())
 }
 
 /// Ctrl-C, caught from the moment this is created.

@@ -1,26 +1,46 @@
-//! `greenlight-demo-app [--port 8080] [--color green] [--version 2.0.0] [--mode healthy|broken|fails-after-N]`
-//! (or the environment variables PORT, APP_COLOR, APP_VERSION, APP_MODE): the demo service as a
-//! process, for a container image or a manual try.
+//! `greenlight-demo-app`: the demo service as a process, for a container image or a manual try.
+//! See `--help`.
 
 use greenlight_demo_app::{DemoApp, Mode};
+
+const HELP: &str = "greenlight-demo-app: the checkout demo service greenlight's rehearsal and example stack use
+
+Usage: greenlight-demo-app [--bind ADDRESS] [--port PORT] [--color COLOR] [--version VERSION] [--mode MODE]
+
+Options (or the environment variables in brackets):
+  --bind ADDRESS    address to listen on, host:port [BIND] (default 0.0.0.0:8080; 127.0.0.1:8080 to stay local)
+  --port PORT       port to listen on, on every interface [PORT] (ignored with --bind)
+  --color COLOR     what /api/version reports as the color [APP_COLOR] (default green)
+  --version VERSION what /api/version reports as the version [APP_VERSION] (default 2.0.0)
+  --mode MODE       healthy, broken (the orders API answers 500), or fails-after-N [APP_MODE]
+  -h, --help        this text
+
+Routes: /health, /api/version, /api/orders";
 
 #[tokio::main]
 async fn main() {
     if let Err(message) = run().await {
-        eprintln!("greenlight-demo-app: {message}");
+        eprintln!("greenlight-demo-app: {message}\n(see greenlight-demo-app --help)");
         std::process::exit(2);
     }
 }
 
 async fn run() -> Result<(), String> {
-    let mut port = std::env::var("PORT").unwrap_or_else(|_| "8080".into());
-    let mut color = std::env::var("APP_COLOR").unwrap_or_else(|_| "green".into());
-    let mut version = std::env::var("APP_VERSION").unwrap_or_else(|_| "2.0.0".into());
-    let mut mode = std::env::var("APP_MODE").unwrap_or_else(|_| "healthy".into());
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut bind = var("BIND");
+    let mut port = var("PORT").unwrap_or_else(|| "8080".into());
+    let mut color = var("APP_COLOR").unwrap_or_else(|| "green".into());
+    let mut version = var("APP_VERSION").unwrap_or_else(|| "2.0.0".into());
+    let mut mode = var("APP_MODE").unwrap_or_else(|| "healthy".into());
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{HELP}");
+            return Ok(());
+        }
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
+            "--bind" => bind = Some(value),
             "--port" => port = value,
             "--color" => color = value,
             "--version" => version = value,
@@ -29,14 +49,15 @@ async fn run() -> Result<(), String> {
         }
     }
     let mode: Mode = mode.parse()?;
+    let address = bind.unwrap_or_else(|| format!("0.0.0.0:{port}"));
     let running = DemoApp {
         color,
         version,
         mode,
     }
-    .serve(&format!("0.0.0.0:{port}"))
+    .serve(&address)
     .await
-    .map_err(|e| format!("cannot listen on port {port}: {e}"))?;
+    .map_err(|e| format!("cannot listen on {address}: {e}"))?;
     println!("checkout demo listening on {}", running.addr);
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())

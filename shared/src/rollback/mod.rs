@@ -156,12 +156,7 @@ impl AlarmRollback {
     ) -> Result<Decision, RollbackError> {
         let event = parse_alarm_event(&payload)
             .inspect_err(|e| tracing::error!(error = %e, "malformed alarm event"))?;
-        let deadline = Deadline::at_system_time(lambda_deadline).minus(RETURN_MARGIN);
-        let deadline = if deadline.is_past() {
-            Deadline::after(Duration::from_secs(30))
-        } else {
-            deadline
-        };
+        let deadline = Deadline::of_invocation(lambda_deadline).minus(RETURN_MARGIN);
         let decision = self.decide_and_act(&event, deadline).await;
         decision.log();
         if let Some(notifier) = &self.inner.notifier {

@@ -1,0 +1,138 @@
+//! The local AWS stand-in: CodeDeploy, ECS, CloudWatch and SNS, the same fakes the tests use,
+//! on one port, with their state in memory. Point `AWS_ENDPOINT_URL` at it and every AWS call a
+//! greenlight function makes stays on this machine. `greenlight aws-standin` serves it.
+//!
+//! It starts with the world the sample events in `events/` expect: deployment `d-AB12CD34E` in
+//! flight for `checkout/checkout-prod`, the alarm `checkout-5xx` tagged for that deployment
+//! group, and ECS service deployments in flight for `prod/checkout`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hyper::Request;
+
+use crate::aws_fake::{AwsCall, CallObserver, FakeService, Protocol};
+use crate::cloudwatch::CloudWatchWorld;
+use crate::codedeploy::CodeDeployWorld;
+use crate::ecs::EcsWorld;
+use crate::server::{respond, LoopbackServer};
+use crate::sns::SnsWorld;
+use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeSns};
+
+/// The port the stand-in listens on unless told otherwise.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:4566";
+
+/// Told of every call: the service's name and the call.
+pub type Observer = Arc<dyn Fn(&str, &AwsCall) + Send + Sync>;
+
+pub struct AwsStandIn {
+    pub codedeploy: Arc<FakeCodeDeploy>,
+    pub ecs: Arc<FakeEcs>,
+    pub cloudwatch: Arc<FakeCloudWatch>,
+    pub sns: Arc<FakeSns>,
+    server: LoopbackServer,
+}
+
+impl AwsStandIn {
+    /// Serves on `address` (`127.0.0.1:0` for any free port).
+    pub async fn start(address: &str, observer: Option<Observer>) -> std::io::Result<Self> {
+        let tell = |service: &'static str| -> Option<CallObserver> {
+            observer.clone().map(|o| {
+                Box::new(move |call: &AwsCall| o(service, call))
+                    as Box<dyn Fn(&AwsCall) + Send + Sync>
+            })
+        };
+        let codedeploy = Arc::new(FakeService::detached(
+            Protocol::AwsJson11 {
+                target_prefix: "CodeDeploy_20141006",
+            },
+            CodeDeployWorld::default(),
+            tell("CodeDeploy"),
+        ));
+        let ecs = Arc::new(FakeService::detached(
+            Protocol::AwsJson11 {
+                target_prefix: "AmazonEC2ContainerServiceV20141113",
+            },
+            EcsWorld::default(),
+            tell("ECS"),
+        ));
+        let cloudwatch = Arc::new(FakeService::detached(
+            Protocol::RpcV2Cbor,
+            CloudWatchWorld::default(),
+            tell("CloudWatch"),
+        ));
+        let sns = Arc::new(FakeService::detached(
+            Protocol::AwsQuery,
+            SnsWorld::default(),
+            tell("SNS"),
+        ));
+        seed(&codedeploy, &ecs, &cloudwatch);
+        let (c, e, w, n) = (
+            codedeploy.clone(),
+            ecs.clone(),
+            cloudwatch.clone(),
+            sns.clone(),
+        );
+        let server = LoopbackServer::start_on(address, move |request: Request<Bytes>| {
+            let target = request
+                .headers()
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let path = request.uri().path().to_string();
+            let form = request.body().starts_with(b"Action=") || request.body().windows(7).any(|w| w == b"&Action");
+            let answer: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
+                if target.starts_with("CodeDeploy_20141006.") {
+                    Box::pin(c.handle(request))
+                } else if target.starts_with("AmazonEC2ContainerServiceV20141113.") {
+                    Box::pin(e.handle(request))
+                } else if path.starts_with("/service/") {
+                    Box::pin(w.handle(request))
+                } else if form {
+                    Box::pin(n.handle(request))
+                } else {
+                    Box::pin(async move {
+                        respond(
+                            400,
+                            "text/plain",
+                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch and SNS; not this request ({path}, X-Amz-Target {target:?})"),
+                        )
+                    })
+                };
+            answer
+        })
+        .await?;
+        Ok(AwsStandIn {
+            codedeploy,
+            ecs,
+            cloudwatch,
+            sns,
+            server,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// What the sample events expect to find.
+fn seed(codedeploy: &FakeCodeDeploy, ecs: &FakeEcs, cloudwatch: &FakeCloudWatch) {
+    codedeploy.add_deployment("d-AB12CD34E", "checkout", "checkout-prod", "InProgress");
+    codedeploy.add_group(
+        "checkout",
+        "checkout-prod",
+        &["checkout-5xx", "checkout-latency"],
+    );
+    ecs.add_deployment("prod", "checkout", "sample", "IN_PROGRESS");
+    for alarm in ["checkout-5xx", "checkout-health"] {
+        cloudwatch.tag_alarm(
+            &format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm}"),
+            &[
+                ("greenlight:codedeploy-application", "checkout"),
+                ("greenlight:codedeploy-deployment-group", "checkout-prod"),
+            ],
+        );
+    }
+}
