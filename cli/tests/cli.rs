@@ -679,3 +679,68 @@ async fn tls_and_parser_errors_are_said_in_plain_words() {
         assert!(!out.contains(must_not), "{out}");
     }
 }
+
+#[tokio::test]
+async fn https_targets_can_be_trusted_by_ca_file_and_server_name() {
+    use greenlight_fakes::https::{ca_file, HttpsGreen, SERVER_NAME};
+    let green = HttpsGreen::start().await;
+    let ca = ca_file();
+    let run = |name: &str, tls: String| {
+        let path = plan_file(name, &format!("version: 1\n{tls}\nchecks: [{{name: health, path: /health, retries: 0, expect: {{body_contains: UP}}}}]\n"));
+        let target = green.url();
+        async move {
+            greenlight(&[
+                "verify",
+                "--plan",
+                path.to_str().unwrap(),
+                "--target",
+                &target,
+            ])
+            .await
+        }
+    };
+
+    let output = run("tls-none.yaml", String::new()).await;
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains("TLS: the certificate is signed by an authority this function does not trust"),
+        "{out}"
+    );
+
+    let output = run(
+        "tls-ca.yaml",
+        format!("tls: {{ca_file: '{}'}}", ca.display()),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains(&format!(
+            "TLS: the certificate is for {SERVER_NAME}, not 127.0.0.1"
+        )),
+        "{out}"
+    );
+
+    let output = run(
+        "tls-name.yaml",
+        format!(
+            "tls: {{ca_file: '{}', server_name: {SERVER_NAME}}}",
+            ca.display()
+        ),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+
+    let output = run(
+        "tls-insecure.yaml",
+        "tls: {insecure_skip_verify: true}".into(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains("certificates are NOT verified"),
+        "{}",
+        text(&output.stdout)
+    );
+}

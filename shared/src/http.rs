@@ -16,6 +16,48 @@ pub fn build_check_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// The client for one run of `plan`: the process's own, unless the plan says how to trust
+/// HTTPS targets; then one built for it, with `server_name` resolved to the target's address
+/// now (load balancer addresses change, so this is done for every run).
+pub async fn client_for(
+    plan: &crate::plan::Plan,
+    base: &reqwest::Client,
+) -> Result<reqwest::Client, String> {
+    let Some(tls) = &plan.tls else {
+        return Ok(base.clone());
+    };
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .no_proxy()
+        .tcp_nodelay(true)
+        .tls_certs_merge(tls.extra_roots.iter().cloned());
+    if tls.insecure_skip_verify {
+        tracing::warn!("tls.insecure_skip_verify: certificates are NOT verified for this run");
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    if let Some((name, host, port)) = &tls.server_name {
+        let lookup = tokio::net::lookup_host((host.as_str(), *port));
+        let addresses: Vec<std::net::SocketAddr> =
+            match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                Ok(Ok(found)) => found.collect(),
+                Ok(Err(e)) => {
+                    return Err(format!("tls.server_name: could not resolve {host}: {e}"))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "tls.server_name: resolving {host} took longer than 2s"
+                    ))
+                }
+            };
+        builder = builder.resolve_to_addrs(name, &addresses);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("could not build the HTTPS client for tls: {e}"))
+}
+
 /// Names what went wrong (without the URL, which the report already shows) in words, with what
 /// to do where that is clear: "the certificate is for checkout.example.com, not
 /// internal-alb-1.elb.amazonaws.com" rather than a TLS library's variant name.
@@ -107,7 +149,7 @@ fn describe_tls(error: &rustls::Error) -> String {
                 let names = if presented.is_empty() {
                     "no name at all".to_string()
                 } else {
-                    presented.join(", ")
+                    presented.iter().map(|p| plain_name(p)).collect::<Vec<_>>().join(", ")
                 };
                 format!(
                     "TLS: the certificate is for {names}, not {}; send the name the certificate has (tls.server_name) or use a URL with it",
@@ -132,5 +174,15 @@ fn describe_tls(error: &rustls::Error) -> String {
         }
         rustls::Error::NoCertificatesPresented => "TLS: the server sent no certificate".into(),
         other => format!("TLS: the handshake failed ({other})"),
+    }
+}
+
+/// `DnsName("checkout.example.com")` → `checkout.example.com`, as rustls presents names.
+fn plain_name(presented: &str) -> String {
+    match (presented.find('('), presented.rfind(')')) {
+        (Some(open), Some(close)) if open < close => {
+            presented[open + 1..close].trim_matches('"').to_string()
+        }
+        _ => presented.to_string(),
     }
 }

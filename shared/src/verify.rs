@@ -29,6 +29,11 @@ pub async fn verify_observed(
     observer: impl Fn(&CheckReport),
 ) -> Verdict {
     let started = Instant::now();
+    let client = match crate::http::client_for(&plan, client).await {
+        Ok(client) => client,
+        Err(e) => return Verdict::not_run(e),
+    };
+    let client = &client;
     let permits = Arc::new(tokio::sync::Semaphore::new(plan.concurrency));
     let mut tasks = JoinSet::new();
     let mut index_of_task = std::collections::HashMap::new();

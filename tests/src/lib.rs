@@ -12,6 +12,7 @@ pub mod ecs_loop;
 pub mod green;
 pub mod hook_harness;
 pub mod hook_scenarios;
+pub mod https;
 pub mod runtime_api;
 pub mod server;
 pub mod sns;

@@ -25,6 +25,9 @@ pub(crate) struct PlanDocument {
     /// Variables and headers whose values may be shown in output.
     #[serde(default)]
     pub not_secret: Vec<String>,
+    /// How HTTPS targets are trusted.
+    #[serde(default)]
+    pub tls: Option<Value>,
     #[serde(default)]
     pub defaults: Option<Value>,
     #[serde(default)]
@@ -32,6 +35,16 @@ pub(crate) struct PlanDocument {
     /// ECS-native lifecycle stages (`POST_TEST_TRAFFIC_SHIFT`, …) and what to verify at each.
     #[serde(default)]
     pub stages: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TlsDocument {
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub server_name: Option<String>,
+    #[serde(default)]
+    pub insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

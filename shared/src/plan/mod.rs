@@ -187,11 +187,31 @@ pub struct PlanSpec {
     pub target: Option<Template>,
     /// Variables and header names whose values may be shown (see `crate::secrets`).
     pub not_secret: Vec<String>,
+    /// How HTTPS targets are trusted (`tls:`).
+    pub tls: TlsSpec,
     pub checks: Vec<CheckSpec>,
     /// ECS-native stages with their own settings (and optionally their own checks).
     pub stages: std::collections::BTreeMap<String, StageSpec>,
     /// Things that work but are probably not what was meant.
     pub warnings: Vec<FieldError>,
+}
+
+/// `tls:` as written: an extra CA bundle, the name certificates must have, or (explicitly, and
+/// loudly) no verification at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsSpec {
+    pub ca_file: Option<String>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+}
+
+/// `tls:` made ready: the CA bundle read, the target whose address `server_name` stands for.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// The name certificates must have, and the host and port requests really go to.
+    pub server_name: Option<(String, String, u16)>,
+    pub insecure_skip_verify: bool,
 }
 
 /// What the ECS-native hook does at one lifecycle stage.
@@ -232,6 +252,7 @@ impl PlanSpec {
             concurrency: DEFAULT_CONCURRENCY,
             target: None,
             not_secret: Vec::new(),
+            tls: TlsSpec::default(),
             checks: vec![CheckSpec {
                 name: "test-listener".into(),
                 method: Method::GET,
@@ -280,6 +301,8 @@ pub struct Plan {
     pub checks: Vec<Check>,
     /// The plan's warnings (see [`PlanSpec::warnings`]), to log where it runs.
     pub warnings: Vec<FieldError>,
+    /// Set when the plan says how to trust HTTPS targets; `None`: the system's trust store.
+    pub tls: Option<std::sync::Arc<Tls>>,
 }
 
 /// One runnable HTTP check.

@@ -63,9 +63,10 @@ pub(super) fn resolve(
             .userinfo
             .push((user.to_string(), password.map(str::to_string)));
     }
+    let tls = resolve_tls(&spec.tls, target.as_ref(), &mut found);
     let mut checks = Vec::with_capacity(spec.checks.len());
     for (i, check) in spec.checks.iter().enumerate() {
-        if let Some(check) = resolve_check(
+        if let Some(mut check) = resolve_check(
             check,
             &format!("checks[{i}]"),
             target.as_ref(),
@@ -73,6 +74,16 @@ pub(super) fn resolve(
             &visible,
             &mut found,
         ) {
+            // Requests to the target carry the certificate's name; the client sends them to the
+            // target's own address (see `crate::http::client_for`).
+            if let Some((name, host, port)) = tls.as_ref().and_then(|t| t.server_name.as_ref()) {
+                if check.url.scheme() == "https"
+                    && check.url.host_str() == Some(host.as_str())
+                    && check.url.port_or_known_default() == Some(*port)
+                {
+                    let _ = check.url.set_host(Some(name));
+                }
+            }
             checks.push(check);
         }
     }
@@ -90,6 +101,47 @@ pub(super) fn resolve(
         concurrency: spec.concurrency,
         checks,
         warnings: spec.warnings.clone(),
+        tls: tls.map(Arc::new),
+    })
+}
+
+/// Reads the CA bundle and finds the target `server_name` stands for.
+fn resolve_tls(spec: &TlsSpec, target: Option<&Target>, found: &mut Found) -> Option<Tls> {
+    if spec == &TlsSpec::default() {
+        return None;
+    }
+    let mut extra_roots = Vec::new();
+    if let Some(file) = &spec.ca_file {
+        match crate::files::read_bytes(
+            std::path::Path::new(file),
+            1024 * 1024,
+            crate::files::READ_TIME_LIMIT,
+        ) {
+            Ok(pem) => match reqwest::Certificate::from_pem_bundle(&pem) {
+                Ok(certs) if !certs.is_empty() => extra_roots = certs,
+                _ => found.error(
+                    "tls.ca_file",
+                    format!("{file}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+                ),
+            },
+            Err(e) => found.error("tls.ca_file", e.to_string()),
+        }
+    }
+    let server_name = spec.server_name.as_ref().and_then(|name| {
+        let url = target.map(Target::url)?;
+        Some((
+            name.clone(),
+            url.host_str()?.to_string(),
+            url.port_or_known_default()?,
+        ))
+    });
+    if spec.server_name.is_some() && server_name.is_none() {
+        found.error("tls.server_name", "needs a target (GREENLIGHT_TEST_URL, --target or the plan's target) whose address it stands for");
+    }
+    Some(Tls {
+        extra_roots,
+        server_name,
+        insecure_skip_verify: spec.insecure_skip_verify,
     })
 }
 

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::document::{
-    read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, StageDocument,
+    read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, StageDocument, TlsDocument,
 };
 use super::target::{has_scheme, parse_absolute, Target};
 use super::*;
@@ -90,6 +90,11 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         .target
         .as_deref()
         .and_then(|t| target_template(&mut p, "target", t));
+    let tls = document
+        .tls
+        .and_then(|t| read::<TlsDocument>(t, "tls", &mut p.errors))
+        .map(|t| validate_tls(t, &mut p))
+        .unwrap_or_default();
     for (i, name) in document.not_secret.iter().enumerate() {
         if name.trim().is_empty() {
             p.error(
@@ -178,6 +183,7 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             concurrency,
             target,
             not_secret: document.not_secret,
+            tls,
             checks,
             stages,
             warnings: p.warnings,
@@ -217,6 +223,36 @@ fn check_pattern_memory(
                 MAX_PATTERN_MEMORY >> 20
             ),
         );
+    }
+}
+
+fn validate_tls(doc: TlsDocument, p: &mut Problems) -> TlsSpec {
+    if let Some(name) = &doc.server_name {
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !valid {
+            p.error("tls.server_name", format!("\"{name}\" is not a DNS name (the name the certificate is for, such as checkout.example.com)"));
+        }
+    }
+    if doc.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+        p.error("tls.ca_file", "must name a PEM file of CA certificates");
+    }
+    let insecure = doc.insecure_skip_verify.unwrap_or(false);
+    if insecure {
+        p.warn(
+            "tls.insecure_skip_verify",
+            "certificates are NOT verified: anyone between greenlight and the target could answer for green; prefer tls.ca_file and tls.server_name",
+        );
+    }
+    TlsSpec {
+        ca_file: doc.ca_file,
+        server_name: doc.server_name.map(|n| n.to_ascii_lowercase()),
+        insecure_skip_verify: insecure,
     }
 }
 
