@@ -289,7 +289,19 @@ impl PlanSpec {
     /// checks, and registers the plan's secrets. `target_override` (GREENLIGHT_TEST_URL or
     /// `--target`) wins over the plan's `target`.
     pub fn resolve(&self, target_override: Option<&Setting>, env: &Env) -> Result<Plan, PlanError> {
-        resolve::resolve(self, target_override, env)
+        resolve::resolve(self, target_override, env, crate::secrets::global())
+    }
+
+    /// [`PlanSpec::resolve`], registering the plan's secrets with `registry` instead of the
+    /// process's: for tools that resolve many unrelated plans (the fuzzer), whose secrets must
+    /// not pile up in one matcher.
+    pub fn resolve_with(
+        &self,
+        target_override: Option<&Setting>,
+        env: &Env,
+        registry: &crate::secrets::Secrets,
+    ) -> Result<Plan, PlanError> {
+        resolve::resolve(self, target_override, env, registry)
     }
 }
 

@@ -42,6 +42,7 @@ pub(super) fn resolve(
     spec: &PlanSpec,
     target_override: Option<&Setting>,
     env: &Env,
+    registry: &secrets::Secrets,
 ) -> Result<Plan, PlanError> {
     let visible = Visible(&spec.not_secret);
     let mut found = Found::default();
@@ -88,7 +89,6 @@ pub(super) fn resolve(
         }
     }
     // Secrets are registered whatever happens, before any message about this plan is shown.
-    let registry = secrets::global();
     registry.add(&found.secrets);
     for (user, password) in &found.userinfo {
         registry.add_userinfo(user, password.as_deref());
