@@ -22,9 +22,60 @@ use crate::expect::{Expectations, JsonExpectation};
 struct Problems {
     errors: Vec<FieldError>,
     warnings: Vec<FieldError>,
+    patterns: Patterns,
 }
 
+/// The plan's compiled regular expressions: one copy of each text, however many checks use it,
+/// and no more compiling once they hold `MAX_PATTERN_MEMORY` (so that a hostile plan cannot take
+/// the function's memory while it is being read).
+#[derive(Default)]
+struct Patterns {
+    compiled: std::collections::HashMap<String, crate::judge::Pattern>,
+    memory: usize,
+    over: bool,
+}
+
+/// Compiled regular expressions stay in memory for the life of the function: all of a plan's
+/// together may take at most this much, beside the bodies and the runtime in a 128 MB function.
+const MAX_PATTERN_MEMORY: usize = 24 * 1024 * 1024;
+
 impl Problems {
+    /// The compiled form of `text`, shared by every check that uses it; `None` (and an error at
+    /// `path`) when it is not a valid pattern or the plan's patterns would take too much memory.
+    fn pattern(&mut self, path: &str, text: &str) -> Option<crate::judge::Pattern> {
+        if let Some(compiled) = self.patterns.compiled.get(text) {
+            return Some(compiled.clone());
+        }
+        if self.patterns.over {
+            return None;
+        }
+        match crate::judge::Pattern::new(text) {
+            Ok(compiled) => {
+                self.patterns.memory += compiled.memory_usage();
+                if self.patterns.memory > MAX_PATTERN_MEMORY {
+                    self.patterns.over = true;
+                    self.patterns.compiled.clear();
+                    self.error(
+                        path,
+                        format!(
+                            "with this one, the plan's regular expressions take more than {} MiB once compiled, more than fits beside the work in a 128 MB function; simplify them (for example (?-u:\\w) instead of \\w, smaller repetitions) or use fewer distinct ones",
+                            MAX_PATTERN_MEMORY >> 20
+                        ),
+                    );
+                    return None;
+                }
+                self.patterns
+                    .compiled
+                    .insert(text.to_string(), compiled.clone());
+                Some(compiled)
+            }
+            Err(message) => {
+                self.error(path, message);
+                None
+            }
+        }
+    }
+
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(FieldError {
             path: path.into(),
@@ -170,7 +221,6 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             },
         );
     }
-    check_pattern_memory(&checks, &stages, &mut p);
     let stage_checks = stages
         .values()
         .any(|s| s.checks.as_ref().is_some_and(|c| !c.is_empty()));
@@ -190,39 +240,6 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         })
     } else {
         Err(PlanError::Invalid(p.errors))
-    }
-}
-
-/// Compiled regular expressions stay in memory for the life of the function: all of a plan's
-/// together may take at most this much.
-const MAX_PATTERN_MEMORY: usize = 48 * 1024 * 1024;
-
-fn check_pattern_memory(
-    checks: &[CheckSpec],
-    stages: &BTreeMap<String, StageSpec>,
-    p: &mut Problems,
-) {
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0usize;
-    let all = checks
-        .iter()
-        .chain(stages.values().flat_map(|s| s.checks.iter().flatten()));
-    for check in all {
-        if let Some(pattern) = &check.expect.body_matches {
-            if seen.insert(pattern.as_str().to_string()) {
-                total += pattern.memory_usage();
-            }
-        }
-    }
-    if total > MAX_PATTERN_MEMORY {
-        p.error(
-            "checks",
-            format!(
-                "the plan's regular expressions take {} MiB once compiled; at most {} MiB fit beside the work in a 128 MB function (simplify them, for example (?-u:\\w) instead of \\w)",
-                total >> 20,
-                MAX_PATTERN_MEMORY >> 20
-            ),
-        );
     }
 }
 
@@ -471,10 +488,7 @@ fn build_expectations(doc: &ExpectDocument, at: &str, p: &mut Problems) -> Expec
         p.template(&format!("{at}.body_contains[{i}]"), needle);
     }
     if let Some(pattern) = &doc.body_matches {
-        match crate::judge::Pattern::new(pattern) {
-            Ok(compiled) => expect.body_matches = Some(compiled),
-            Err(message) => p.error(format!("{at}.body_matches"), message),
-        }
+        expect.body_matches = p.pattern(&format!("{at}.body_matches"), pattern);
     }
     for (name, substring) in doc.headers.iter().flatten() {
         match HeaderName::from_bytes(name.as_bytes()) {
