@@ -41,7 +41,7 @@ pub fn check_line(line: &str, outcome: &Outcome) -> String {
     let painter: fn(&str) -> String = match outcome {
         Outcome::Passed => good,
         Outcome::Failed { .. } => bad,
-        Outcome::Errored { .. } => warn,
+        Outcome::Errored { .. } | Outcome::Inconclusive { .. } => warn,
     };
     match line.find(&word) {
         Some(at) => format!(

@@ -15,24 +15,27 @@ use crate::deadline::Deadline;
 use crate::duration::format_duration;
 use crate::expect::Observed;
 use crate::judge::{Budget, STEPS_PER_CHECK};
-use crate::plan::Check;
-use crate::verdict::{CheckReport, Outcome};
+use crate::plan::{Check, Flaky};
+use crate::verdict::{AttemptRecord, CheckReport, Outcome};
 
 /// Bodies are read up to this size, so a huge answer cannot exhaust a 128 MB function.
 pub const BODY_CAP: usize = 1024 * 1024;
 /// Back-off between attempts never grows past this.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// An attempt shorter than this is not worth starting.
-const MIN_ATTEMPT: Duration = Duration::from_millis(20);
+pub(crate) const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 
 /// At most this many answers are judged at once: a parsed 1 MiB JSON body can take tens of
 /// megabytes, and the function has 128.
 static JUDGING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
-struct Attempt {
-    outcome: Outcome,
-    status: Option<u16>,
-    latency: Option<Duration>,
+/// One exchange with green, judged.
+pub(crate) struct Attempt {
+    pub outcome: Outcome,
+    pub status: Option<u16>,
+    pub latency: Option<Duration>,
+    /// The verification deadline ended it before an answer was complete: nothing was measured.
+    pub cut_short: bool,
 }
 
 /// Runs `check` until it passes, runs out of attempts, or reaches `deadline`.
@@ -45,11 +48,33 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
         panic!("failpoint: check {} panics on purpose", check.name);
     }
     let started = Instant::now();
+    if let Some(sampling) = &check.sampling {
+        let (outcome, population) =
+            crate::sample::run_samples(client, check, sampling, &check.thresholds, deadline).await;
+        return CheckReport {
+            name: check.name.clone(),
+            request: check.request_line.clone(),
+            outcome,
+            attempts: population.sent.min(u32::MAX as u64) as u32,
+            status: None,
+            latency: None,
+            elapsed: started.elapsed(),
+            earlier: Vec::new(),
+            samples: Some(Box::new(population)),
+            ready: false,
+        };
+    }
     let max_attempts = check.retries.saturating_add(1);
     let mut attempts = 0;
+    let mut earlier = Vec::new();
     let mut last: Option<Attempt> = None;
+    let mut not_retried = false;
     while attempts < max_attempts {
-        if attempts > 0 {
+        if let Some(previous) = &last {
+            if !check.retry_on.retries(previous.status) {
+                not_retried = true;
+                break;
+            }
             let delay = backoff(check.retry_delay, attempts);
             if deadline.remaining() < delay + MIN_ATTEMPT {
                 break;
@@ -60,27 +85,44 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
             break;
         }
         attempts += 1;
-        let attempt = attempt_once(client, check, deadline, attempts).await;
+        let attempt = exchange(client, check, deadline, attempts).await;
         let passed = attempt.outcome == Outcome::Passed;
-        last = Some(attempt);
+        if let Some(previous) = last.replace(attempt) {
+            earlier.push(AttemptRecord::of(&previous));
+        }
         if passed {
             break;
         }
     }
-    let ran_out =
-        attempts < max_attempts && last.as_ref().is_none_or(|a| a.outcome != Outcome::Passed);
+    let passed = last.as_ref().is_some_and(|a| a.outcome == Outcome::Passed);
+    let ran_out = attempts < max_attempts && !passed && !not_retried;
     let attempt = last.unwrap_or(Attempt {
         outcome: Outcome::Errored {
             cause: "the verification deadline was reached before the first attempt".into(),
         },
         status: None,
         latency: None,
+        cut_short: true,
     });
     let outcome = match attempt.outcome {
         Outcome::Errored { cause } if ran_out && attempts > 0 => Outcome::Errored {
             cause: format!(
                 "{cause} (no time left for more attempts before the verification deadline)"
             ),
+        },
+        Outcome::Passed if !earlier.is_empty() && check.flaky == Flaky::Fail => Outcome::Failed {
+            failures: vec![crate::expect::Failure {
+                expectation: "flaky".into(),
+                expected: "to pass at the first attempt (flaky: fail)".into(),
+                measured: format!(
+                    "passed at attempt {attempts}, after: {}",
+                    earlier
+                        .iter()
+                        .map(|a| a.reason.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            }],
         },
         other => other,
     };
@@ -92,6 +134,83 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
         status: attempt.status,
         latency: attempt.latency,
         elapsed: started.elapsed(),
+        earlier,
+        samples: None,
+        ready: false,
+    }
+}
+
+/// Runs a readiness check until it passes or `within` has gone by (inside `deadline`): green may
+/// take a while to warm up, and nothing is judged before it is ready.
+pub async fn run_until_ready(
+    client: &reqwest::Client,
+    check: &Check,
+    within: Duration,
+    interval: Duration,
+    deadline: Deadline,
+) -> CheckReport {
+    let started = Instant::now();
+    let ready_by = deadline.earliest(Deadline::after(within));
+    let mut attempts = 0u32;
+    let mut last: Option<Attempt> = None;
+    while ready_by.remaining() >= MIN_ATTEMPT {
+        if attempts > 0 {
+            if ready_by.remaining() < interval + MIN_ATTEMPT {
+                break;
+            }
+            tokio::time::sleep(interval).await;
+        }
+        attempts = attempts.saturating_add(1);
+        let attempt = exchange(client, check, ready_by, attempts).await;
+        let passed = attempt.outcome == Outcome::Passed;
+        last = Some(attempt);
+        if passed {
+            break;
+        }
+    }
+    let waited = format_duration(started.elapsed());
+    let (outcome, status, latency) = match last {
+        Some(a) if a.outcome == Outcome::Passed => (Outcome::Passed, a.status, a.latency),
+        Some(a) => (
+            Outcome::Failed {
+                failures: vec![crate::expect::Failure {
+                    expectation: "ready".into(),
+                    expected: format!("to pass within {}", format_duration(within)),
+                    measured: format!("{} ({attempts} attempts over {waited})", a.outcome.reason()),
+                }],
+            },
+            a.status,
+            a.latency,
+        ),
+        None => (
+            Outcome::Errored {
+                cause: "the verification deadline was reached before the first attempt".into(),
+            },
+            None,
+            None,
+        ),
+    };
+    CheckReport {
+        name: check.name.clone(),
+        request: check.request_line.clone(),
+        outcome,
+        attempts,
+        status,
+        latency,
+        elapsed: started.elapsed(),
+        earlier: Vec::new(),
+        samples: None,
+        ready: true,
+    }
+}
+
+impl AttemptRecord {
+    fn of(attempt: &Attempt) -> Self {
+        AttemptRecord {
+            outcome: attempt.outcome.label().into(),
+            reason: attempt.outcome.reason(),
+            status: attempt.status,
+        }
     }
 }
 
@@ -104,7 +223,7 @@ fn backoff(first: Duration, attempts_done: u32) -> Duration {
 const SENDING: u8 = 0;
 const JUDGING_ANSWER: u8 = 1;
 
-async fn attempt_once(
+pub(crate) async fn exchange(
     client: &reqwest::Client,
     check: &Check,
     deadline: Deadline,
@@ -193,12 +312,14 @@ async fn attempt_once(
                 outcome: Outcome::Errored { cause },
                 status: None,
                 latency: None,
+                cut_short: cut_by_deadline,
             }
         }
         Ok(Err(cause)) => Attempt {
             outcome: Outcome::Errored { cause },
             status: None,
             latency: None,
+            cut_short: false,
         },
         Ok(Ok((status, latency, judged))) => {
             let outcome = match judged {
@@ -212,6 +333,7 @@ async fn attempt_once(
                 outcome,
                 status: Some(status),
                 latency: Some(latency),
+                cut_short: false,
             }
         }
     }

@@ -15,6 +15,9 @@ use crate::judge::{jsonpath::values_equal, Budget, Exhausted, JsonPath, Pattern}
 use crate::plan::StatusMatcher;
 use crate::secrets;
 
+pub mod assertion;
+use assertion::Assertion;
+
 /// What a check expects of an answer. The default accepts any 2xx or 3xx status.
 #[derive(Debug, Clone)]
 pub struct Expectations {
@@ -25,6 +28,9 @@ pub struct Expectations {
     /// Header name and a substring its value must contain.
     pub headers: Vec<(HeaderName, String)>,
     pub json: Vec<JsonExpectation>,
+    /// Texts the body must not contain (a stack trace, "Exception", a debug banner).
+    pub body_not_contains: Vec<String>,
+    pub assertions: Vec<Assertion>,
 }
 
 impl Default for Expectations {
@@ -36,6 +42,8 @@ impl Default for Expectations {
             body_matches: None,
             headers: Vec::new(),
             json: Vec::new(),
+            body_not_contains: Vec::new(),
+            assertions: Vec::new(),
         }
     }
 }
@@ -189,8 +197,58 @@ impl Expectations {
                 );
             }
         }
-        if !self.json.is_empty() {
-            self.judge_json(seen, &text, budget, &mut failures)?;
+        for needle in &self.body_not_contains {
+            if let Some(at) = text.find(needle.as_str()) {
+                let start = text[..at]
+                    .char_indices()
+                    .rev()
+                    .nth(40)
+                    .map_or(0, |(i, _)| i);
+                failures.push(Failure {
+                    expectation: "body_not_contains".into(),
+                    expected: format!("the body not to contain \"{needle}\""),
+                    measured: format!(
+                        "it at byte {at}: \"…{}\"",
+                        secrets::global().excerpt(&text[start..], EXCERPT_CHARS)
+                    ),
+                });
+            }
+        }
+        let document = if !self.json.is_empty() {
+            self.judge_json(seen, &text, budget, &mut failures)?
+        } else if self
+            .assertions
+            .iter()
+            .any(|a| matches!(a.subject, assertion::Subject::Json(_)))
+        {
+            serde_json::from_slice::<Value>(seen.body).ok()
+        } else {
+            None
+        };
+        for a in &self.assertions {
+            let judged = a
+                .judge(document.as_ref(), seen.headers, budget)
+                .map_err(|why| Unjudged {
+                    expectation: a.label.clone(),
+                    why,
+                })?;
+            if let Some((expected, mut measured)) = judged {
+                if document.is_none() && matches!(a.subject, assertion::Subject::Json(_)) {
+                    measured = if seen.body_truncated {
+                        "nothing: the body is longer than the 1 MiB cap, so it could not be read as JSON".into()
+                    } else {
+                        format!(
+                            "nothing: the body is not JSON: {}",
+                            describe_body(seen, &text)
+                        )
+                    };
+                }
+                failures.push(Failure {
+                    expectation: a.label.clone(),
+                    expected,
+                    measured,
+                });
+            }
         }
         Ok(failures)
     }
@@ -201,7 +259,7 @@ impl Expectations {
         text: &str,
         budget: &mut Budget,
         failures: &mut Vec<Failure>,
-    ) -> Result<(), Unjudged> {
+    ) -> Result<Option<Value>, Unjudged> {
         let document: Value = match serde_json::from_slice(seen.body) {
             Ok(document) => document,
             Err(e) => {
@@ -222,7 +280,7 @@ impl Expectations {
                         measured: why.clone(),
                     });
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
         for j in &self.json {
@@ -253,7 +311,7 @@ impl Expectations {
                 });
             }
         }
-        Ok(())
+        Ok(Some(document))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod notify;
 pub mod plan;
 pub mod report;
 pub mod rollback;
+pub mod sample;
 pub mod secrets;
 pub mod timestamp;
 pub mod verdict;

@@ -1,6 +1,7 @@
 //! The result model: each check ends `Passed`, `Failed` (an expectation not met, with the
-//! measured value) or `Errored` (could not measure, with the cause); the verdict is
-//! `Succeeded` only when every check passed.
+//! measured value), `Errored` (could not measure, with the cause) or `Inconclusive` (a sampled
+//! check got too few answers, or time ran out, before its thresholds could be judged); the
+//! verdict is `Succeeded` only when every check passed.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ pub enum Outcome {
     Passed,
     Failed { failures: Vec<Failure> },
     Errored { cause: String },
+    Inconclusive { cause: String },
 }
 
 impl Outcome {
@@ -23,6 +25,7 @@ impl Outcome {
             Outcome::Passed => "passed",
             Outcome::Failed { .. } => "failed",
             Outcome::Errored { .. } => "errored",
+            Outcome::Inconclusive { .. } => "inconclusive",
         }
     }
 
@@ -35,7 +38,7 @@ impl Outcome {
                 .map(|f| f.to_string())
                 .collect::<Vec<_>>()
                 .join("; "),
-            Outcome::Errored { cause } => cause.clone(),
+            Outcome::Errored { cause } | Outcome::Inconclusive { cause } => cause.clone(),
         }
     }
 }
@@ -59,6 +62,24 @@ pub struct CheckReport {
     pub latency: Option<Duration>,
     #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
+    /// The attempts before the last, oldest first: what retrying went through.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<AttemptRecord>,
+    /// A sampled check's population.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<Box<crate::sample::Population>>,
+    /// A readiness check (`ready:`), run before the others.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ready: bool,
+}
+
+/// One attempt that did not end the check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptRecord {
+    pub outcome: String,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 impl CheckReport {
@@ -74,14 +95,36 @@ impl CheckReport {
         } else {
             format!("{} attempts", self.attempts)
         };
+        let bracket = match &self.samples {
+            Some(population) => population.line(),
+            None if self.outcome == Outcome::Passed && !self.earlier.is_empty() => format!(
+                "{measured}, passed at attempt {} after {} that did not",
+                self.attempts,
+                self.earlier.len()
+            ),
+            None => format!("{measured}, {tries}"),
+        };
+        let label = if self.ready { "ready " } else { "" };
         let mut line = format!(
-            "  {:<7} {:<width$}  {}  [{measured}, {tries}]",
+            "  {:<7} {label}{:<width$}  {}  [{bracket}]",
             self.outcome.label().to_uppercase(),
             self.name,
             self.request,
         );
         if self.outcome != Outcome::Passed {
             line.push_str(&format!("\n          {}", self.outcome.reason()));
+        }
+        if !self.earlier.is_empty() {
+            let history: Vec<String> = self
+                .earlier
+                .iter()
+                .enumerate()
+                .map(|(i, a)| format!("{}: {}", i + 1, a.reason))
+                .collect();
+            line.push_str(&format!(
+                "\n          earlier attempts: {}",
+                history.join(" | ")
+            ));
         }
         line
     }

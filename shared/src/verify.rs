@@ -1,6 +1,8 @@
-//! Running a whole plan: checks run concurrently (bounded by the plan's `concurrency`), each under
-//! the one verification deadline. A check that panics or overruns is reported `Errored`; it never
-//! takes the verification down with it.
+//! Running a whole plan: first the `ready:` checks, each retried until it passes or its time is
+//! up; then the checks, started in plan order with at most `concurrency` in flight (so
+//! `concurrency: 1` runs them one after another, in the order written), each under the one
+//! verification deadline. A check that panics or overruns is reported `Errored`; it never takes
+//! the verification down with it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,39 +36,86 @@ pub async fn verify_observed(
         Err(e) => return Verdict::not_run(e),
     };
     let client = &client;
+
+    let mut ready_reports = Vec::new();
+    if let Some(ready) = &plan.ready {
+        for check in &ready.checks {
+            let report = crate::check::run_until_ready(
+                client,
+                check,
+                ready.within,
+                ready.interval,
+                deadline,
+            )
+            .await;
+            observer(&report);
+            let passed = report.outcome == Outcome::Passed;
+            ready_reports.push(report);
+            if !passed {
+                let mut verdict = Verdict::from_checks(ready_reports, started.elapsed());
+                if let Some(last) = verdict.checks.last() {
+                    let why = match &last.outcome {
+                        Outcome::Failed { failures } => failures
+                            .iter()
+                            .map(|f| f.measured.clone())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        other => other.reason(),
+                    };
+                    verdict.reason = format!(
+                        "green was not ready after {}, so nothing else was checked: {}: {why}",
+                        crate::duration::format_duration(ready.within),
+                        last.name
+                    );
+                }
+                return verdict;
+            }
+        }
+    }
+
     let permits = Arc::new(tokio::sync::Semaphore::new(plan.concurrency));
     let mut tasks = JoinSet::new();
     let mut index_of_task = std::collections::HashMap::new();
-    for index in 0..plan.checks.len() {
-        let (client, plan, permits) = (client.clone(), plan.clone(), permits.clone());
-        let handle = tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let check = &plan.checks[index];
-            (index, run_check(&client, check, deadline).await)
-        });
-        index_of_task.insert(handle.id(), index);
-    }
-
     let mut reports: Vec<Option<CheckReport>> = vec![None; plan.checks.len()];
     let collect = async {
-        while let Some(joined) = tasks.join_next_with_id().await {
-            match joined {
-                Ok((_, (index, report))) => {
-                    observer(&report);
-                    reports[index] = Some(report);
-                }
-                Err(error) => {
-                    if let Some(&index) = index_of_task.get(&error.id()) {
-                        let cause = if error.is_panic() {
-                            format!("the check panicked: {}", panic_message(error.into_panic()))
-                        } else {
-                            "the check was cancelled".to_string()
-                        };
-                        let report = unfinished(&plan, index, cause, started);
-                        observer(&report);
-                        reports[index] = Some(report);
+        // Checks start in plan order: each waits for a permit before the next is started.
+        let mut next = 0;
+        loop {
+            tokio::select! {
+                biased;
+                joined = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let Some(joined) = joined else { continue };
+                    match joined {
+                        Ok((_, (index, report))) => {
+                            observer(&report);
+                            reports[index] = Some(report);
+                        }
+                        Err(error) => {
+                            if let Some(&index) = index_of_task.get(&error.id()) {
+                                let cause = if error.is_panic() {
+                                    format!("the check panicked: {}", panic_message(error.into_panic()))
+                                } else {
+                                    "the check was cancelled".to_string()
+                                };
+                                let report = unfinished(&plan, index, cause, started);
+                                observer(&report);
+                                reports[index] = Some(report);
+                            }
+                        }
                     }
                 }
+                permit = permits.clone().acquire_owned(), if next < plan.checks.len() => {
+                    let index = next;
+                    next += 1;
+                    let (client, plan) = (client.clone(), plan.clone());
+                    let handle = tasks.spawn(async move {
+                        let _permit = permit;
+                        let check = &plan.checks[index];
+                        (index, run_check(&client, check, deadline).await)
+                    });
+                    index_of_task.insert(handle.id(), index);
+                }
+                else => break,
             }
         }
     };
@@ -89,8 +138,9 @@ pub async fn verify_observed(
                 )
             })
         })
-        .collect();
-    Verdict::from_checks(reports, started.elapsed())
+        .collect::<Vec<_>>();
+    ready_reports.extend(reports);
+    Verdict::from_checks(ready_reports, started.elapsed())
 }
 
 /// Runs the verification on its own task, so that even a panic outside a check ends in a
@@ -122,6 +172,9 @@ fn unfinished(plan: &Plan, index: usize, cause: String, started: Instant) -> Che
         status: None,
         latency: None,
         elapsed: started.elapsed(),
+        earlier: Vec::new(),
+        samples: None,
+        ready: false,
     }
 }
 

@@ -27,6 +27,71 @@ pub enum Behaviour {
     EchoesHeadersAsJson,
     /// Fixed answers by path (anything else → 404): `(path, status, content type, body)`.
     Routes(Arc<Vec<Route>>),
+    /// Each answer decided by a script from the request's number, path and the requests in
+    /// flight: error rates, warm-ups, latency leaks, bugs under concurrency.
+    Scripted(Script),
+}
+
+/// What a scripted green is asked about each request.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// 0 for the first request.
+    pub n: u32,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// Requests being answered at this moment, this one included.
+    pub in_flight: u32,
+    /// Since the server started.
+    pub since_start: Duration,
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub delay: Duration,
+    pub content_type: &'static str,
+    pub body: bytes::Bytes,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn new(status: u16, content_type: &'static str, body: impl Into<bytes::Bytes>) -> Self {
+        Reply {
+            status,
+            delay: Duration::ZERO,
+            content_type,
+            body: body.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// The script of [`Behaviour::Scripted`].
+#[derive(Clone)]
+pub struct Script(pub Arc<dyn Fn(&Call) -> Reply + Send + Sync>);
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Script")
+    }
+}
+
+impl Behaviour {
+    pub fn scripted(script: impl Fn(&Call) -> Reply + Send + Sync + 'static) -> Self {
+        Behaviour::Scripted(Script(Arc::new(script)))
+    }
 }
 
 /// One fixed answer of [`Behaviour::Routes`].
@@ -83,6 +148,8 @@ impl GreenServer {
         let log = received.clone();
         let busy = Arc::new(Mutex::new(Vec::new()));
         let busy_log = busy.clone();
+        let in_flight = Arc::new(AtomicU32::new(0));
+        let born = std::time::Instant::now();
         let server = LoopbackServer::start(move |request| {
             let behaviour = behaviour.clone();
             let n = count.fetch_add(1, Ordering::SeqCst);
@@ -115,6 +182,20 @@ impl GreenServer {
             .to_string();
             let busy_log = busy_log.clone();
             let started = std::time::Instant::now();
+            let in_flight = in_flight.clone();
+            let now_in_flight = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            let call = Call {
+                n,
+                method: request.method().to_string(),
+                path: path.clone(),
+                headers: request
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                    .collect(),
+                in_flight: now_in_flight,
+                since_start: born.elapsed(),
+            };
             async move {
                 let response = match behaviour {
                     Behaviour::Healthy => healthy(&path, "green", "2.0.0"),
@@ -133,7 +214,21 @@ impl GreenServer {
                         Some(r) => respond(r.status, r.content_type, r.body.clone()),
                         None => respond(404, "text/plain", "no such route"),
                     },
+                    Behaviour::Scripted(script) => {
+                        let reply = (script.0)(&call);
+                        if !reply.delay.is_zero() {
+                            tokio::time::sleep(reply.delay).await;
+                        }
+                        let mut response = respond(reply.status, reply.content_type, reply.body);
+                        for (name, value) in reply.headers {
+                            if let Ok(value) = hyper::header::HeaderValue::from_str(&value) {
+                                response.headers_mut().insert(name, value);
+                            }
+                        }
+                        response
+                    }
                 };
+                in_flight.fetch_sub(1, Ordering::SeqCst);
                 busy_log.lock().unwrap().push(started.elapsed());
                 response
             }

@@ -30,11 +30,56 @@ pub(crate) struct PlanDocument {
     pub tls: Option<Value>,
     #[serde(default)]
     pub defaults: Option<Value>,
+    /// Checks retried until they pass, before any other check runs.
+    #[serde(default)]
+    pub ready: Option<Value>,
     #[serde(default)]
     pub checks: Option<Vec<Value>>,
     /// ECS-native lifecycle stages (`POST_TEST_TRAFFIC_SHIFT`, …) and what to verify at each.
     #[serde(default)]
     pub stages: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ReadyDocument {
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub within: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub interval: Option<Duration>,
+    #[serde(default)]
+    pub checks: Option<Vec<Value>>,
+}
+
+/// `samples: 200`, or a map.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct SamplesDocument {
+    #[serde(default)]
+    pub count: Option<u64>,
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// Arrivals per second: `50` or `"50/s"`.
+    #[serde(default)]
+    pub rate: Option<Value>,
+    #[serde(default, deserialize_with = "duration::deserialize")]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ThresholdsDocument {
+    #[serde(default)]
+    pub errors: Option<String>,
+    #[serde(default)]
+    pub p50: Option<String>,
+    #[serde(default)]
+    pub p90: Option<String>,
+    #[serde(default)]
+    pub p95: Option<String>,
+    #[serde(default)]
+    pub p99: Option<String>,
+    #[serde(default)]
+    pub max: Option<String>,
+    #[serde(default)]
+    pub min_samples: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +114,8 @@ pub(crate) struct DefaultsDocument {
     pub retries: Option<u32>,
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub retry_delay: Option<Duration>,
+    #[serde(default)]
+    pub retry_on: Option<Vec<Value>>,
     #[serde(default, deserialize_with = "scalar_map")]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
@@ -91,6 +138,16 @@ pub(crate) struct CheckDocument {
     pub retries: Option<u32>,
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub retry_delay: Option<Duration>,
+    /// Which failed attempts are retried.
+    #[serde(default)]
+    pub retry_on: Option<Vec<Value>>,
+    /// `fail`: passing only after failed attempts is a failure.
+    #[serde(default)]
+    pub flaky: Option<String>,
+    #[serde(default)]
+    pub samples: Option<Value>,
+    #[serde(default)]
+    pub thresholds: Option<Value>,
     #[serde(default)]
     pub expect: Option<Value>,
 }
@@ -109,6 +166,11 @@ pub(crate) struct ExpectDocument {
     pub headers: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub json: Option<BTreeMap<String, Value>>,
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub body_not_contains: Option<Vec<String>>,
+    /// Assertions on JSON values and headers (see `crate::expect::assertion`).
+    #[serde(default)]
+    pub assert: Option<Vec<Value>>,
 }
 
 impl ExpectDocument {
@@ -122,6 +184,8 @@ impl ExpectDocument {
             body_matches: self.body_matches.or(d.body_matches),
             headers: self.headers.or(d.headers),
             json: self.json.or(d.json),
+            body_not_contains: self.body_not_contains.or(d.body_not_contains),
+            assert: self.assert.or(d.assert),
         }
     }
 }
@@ -238,6 +302,9 @@ fn plain(message: &str) -> String {
         | "struct ExpectDocument"
         | "struct StageDocument"
         | "struct DefaultsDocument"
+        | "struct ReadyDocument"
+        | "struct SamplesDocument"
+        | "struct ThresholdsDocument"
         | "struct PlanDocument" => "a map",
         other => other,
     };
@@ -292,7 +359,7 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
     probe.0.unwrap_or(&[])
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

@@ -11,6 +11,7 @@
 
 mod document;
 mod resolve;
+pub mod retry;
 pub mod status;
 pub mod target;
 mod validate;
@@ -24,6 +25,9 @@ use reqwest::{Method, Url};
 
 use crate::env::Env;
 use crate::expect::Expectations;
+use crate::sample::threshold::Thresholds;
+use crate::sample::Sampling;
+pub use retry::RetryOn;
 pub use status::StatusMatcher;
 pub use vars::Template;
 
@@ -40,6 +44,9 @@ pub const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
 /// A plan file (or inline plan) longer than this is refused.
 pub const MAX_PLAN_BYTES: usize = crate::config_text::MAX_TEXT_BYTES;
 const MAX_RETRIES: u32 = 20;
+/// How long `ready:` checks may take to pass by default, and how often they are tried.
+pub const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
+pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The ECS lifecycle stages that can invoke a Lambda hook.
 pub const ECS_STAGES: [&str; 8] = [
@@ -100,6 +107,11 @@ impl PlanError {
             other => vec![other.to_string().trim_start_matches("plan: ").to_string()],
         }
     }
+}
+
+/// Whether `written` is probably a typo of `known` (for "did you mean" suggestions).
+pub(crate) fn similar(written: &str, known: &str) -> bool {
+    document::edit_distance(written, known) <= 2.max(known.len() / 4)
 }
 
 fn join(errors: &[FieldError]) -> String {
@@ -189,11 +201,39 @@ pub struct PlanSpec {
     pub not_secret: Vec<String>,
     /// How HTTPS targets are trusted (`tls:`).
     pub tls: TlsSpec,
+    /// Checks that must pass before any other runs, retried until they do.
+    pub ready: Option<ReadySpec>,
     pub checks: Vec<CheckSpec>,
     /// ECS-native stages with their own settings (and optionally their own checks).
     pub stages: std::collections::BTreeMap<String, StageSpec>,
     /// Things that work but are probably not what was meant.
     pub warnings: Vec<FieldError>,
+}
+
+/// `ready:` as written, defaults applied.
+#[derive(Debug, Clone)]
+pub struct ReadySpec {
+    pub within: Duration,
+    pub interval: Duration,
+    pub checks: Vec<CheckSpec>,
+}
+
+/// `ready:` made runnable.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub within: Duration,
+    pub interval: Duration,
+    pub checks: Vec<Check>,
+}
+
+/// What a check that passed only after failed attempts counts as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Flaky {
+    /// Passed (the report still shows every attempt).
+    #[default]
+    Pass,
+    /// Failed: a green that needs retries is not healthy.
+    Fail,
 }
 
 /// `tls:` as written: an extra CA bundle, the name certificates must have, or (explicitly, and
@@ -240,6 +280,11 @@ pub struct CheckSpec {
     pub timeout: Duration,
     pub retries: u32,
     pub retry_delay: Duration,
+    pub retry_on: RetryOn,
+    pub flaky: Flaky,
+    /// `samples:`: many requests judged as a population.
+    pub sampling: Option<Sampling>,
+    pub thresholds: Thresholds,
     /// Expectations with `${VAR}`s still in `body_contains` and `json` texts.
     pub expect: Expectations,
 }
@@ -262,8 +307,13 @@ impl PlanSpec {
                 timeout: DEFAULT_TIMEOUT,
                 retries: DEFAULT_RETRIES,
                 retry_delay: DEFAULT_RETRY_DELAY,
+                retry_on: RetryOn::default(),
+                flaky: Flaky::Pass,
+                sampling: None,
+                thresholds: Thresholds::default(),
                 expect: Expectations::default(),
             }],
+            ready: None,
             stages: Default::default(),
             warnings: Vec::new(),
         }
@@ -310,6 +360,7 @@ impl PlanSpec {
 pub struct Plan {
     pub budget: Duration,
     pub concurrency: usize,
+    pub ready: Option<Ready>,
     pub checks: Vec<Check>,
     /// The plan's warnings (see [`PlanSpec::warnings`]), to log where it runs.
     pub warnings: Vec<FieldError>,
@@ -330,6 +381,10 @@ pub struct Check {
     pub timeout: Duration,
     pub retries: u32,
     pub retry_delay: Duration,
+    pub retry_on: RetryOn,
+    pub flaky: Flaky,
+    pub sampling: Option<Sampling>,
+    pub thresholds: Thresholds,
     pub expect: std::sync::Arc<Expectations>,
 }
 

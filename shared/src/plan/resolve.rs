@@ -65,29 +65,39 @@ pub(super) fn resolve(
             .push((user.to_string(), password.map(str::to_string)));
     }
     let tls = resolve_tls(&spec.tls, target.as_ref(), &mut found);
-    let mut checks = Vec::with_capacity(spec.checks.len());
-    for (i, check) in spec.checks.iter().enumerate() {
-        if let Some(mut check) = resolve_check(
-            check,
-            &format!("checks[{i}]"),
-            target.as_ref(),
-            env,
-            &visible,
-            &mut found,
-        ) {
-            // Requests to the target carry the certificate's name; the client sends them to the
-            // target's own address (see `crate::http::client_for`).
-            if let Some((name, host, port)) = tls.as_ref().and_then(|t| t.server_name.as_ref()) {
-                if check.url.scheme() == "https"
-                    && check.url.host_str() == Some(host.as_str())
-                    && check.url.port_or_known_default() == Some(*port)
+    let resolve_all = |specs: &[CheckSpec], prefix: &str, found: &mut Found| {
+        let mut checks = Vec::with_capacity(specs.len());
+        for (i, check) in specs.iter().enumerate() {
+            if let Some(mut check) = resolve_check(
+                check,
+                &format!("{prefix}[{i}]"),
+                target.as_ref(),
+                env,
+                &visible,
+                found,
+            ) {
+                // Requests to the target carry the certificate's name; the client sends them
+                // to the target's own address (see `crate::http::client_for`).
+                if let Some((name, host, port)) = tls.as_ref().and_then(|t| t.server_name.as_ref())
                 {
-                    let _ = check.url.set_host(Some(name));
+                    if check.url.scheme() == "https"
+                        && check.url.host_str() == Some(host.as_str())
+                        && check.url.port_or_known_default() == Some(*port)
+                    {
+                        let _ = check.url.set_host(Some(name));
+                    }
                 }
+                checks.push(check);
             }
-            checks.push(check);
         }
-    }
+        checks
+    };
+    let ready = spec.ready.as_ref().map(|r| Ready {
+        within: r.within,
+        interval: r.interval,
+        checks: resolve_all(&r.checks, "ready.checks", &mut found),
+    });
+    let checks = resolve_all(&spec.checks, "checks", &mut found);
     // Secrets are registered whatever happens, before any message about this plan is shown.
     registry.add(&found.secrets);
     for (user, password) in &found.userinfo {
@@ -99,6 +109,7 @@ pub(super) fn resolve(
     Ok(Plan {
         budget: spec.budget,
         concurrency: spec.concurrency,
+        ready,
         checks,
         warnings: spec.warnings.clone(),
         tls: tls.map(Arc::new),
@@ -272,6 +283,31 @@ fn resolve_check(
             *needle = s.value;
         }
     }
+    for (i, needle) in expect.body_not_contains.iter_mut().enumerate() {
+        let path = format!("{at}.expect.body_not_contains[{i}]");
+        if let Some(s) = Template::parse(needle)
+            .map_err(|m| found.error(&path, m))
+            .ok()
+            .and_then(|t| fill(&t, &path, env, visible, found))
+        {
+            *needle = s.value;
+        }
+    }
+    for (i, assertion) in expect.assertions.iter_mut().enumerate() {
+        let path = format!("{at}.expect.assert[{i}]");
+        for text in assertion.texts_mut() {
+            if let Some(s) = Template::parse(text)
+                .map_err(|m| found.error(&path, m))
+                .ok()
+                .and_then(|t| fill(&t, &path, env, visible, found))
+            {
+                *text = s.value;
+            }
+        }
+        if let Err(message) = assertion.compile() {
+            found.error(&path, message);
+        }
+    }
     for j in &mut expect.json {
         if let serde_json::Value::String(text) = &j.expected {
             let path = format!("{at}.expect.json.{}", j.expression);
@@ -296,6 +332,10 @@ fn resolve_check(
         timeout: spec.timeout,
         retries: spec.retries,
         retry_delay: spec.retry_delay,
+        retry_on: spec.retry_on.clone(),
+        flaky: spec.flaky,
+        sampling: spec.sampling.clone(),
+        thresholds: spec.thresholds.clone(),
         expect: Arc::new(expect),
     })
 }

@@ -10,12 +10,15 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::document::{
-    read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, StageDocument, TlsDocument,
+    read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, ReadyDocument,
+    SamplesDocument, StageDocument, ThresholdsDocument, TlsDocument,
 };
 use super::target::{has_scheme, parse_absolute, Target};
 use super::*;
 use crate::duration::format_duration;
 use crate::expect::{Expectations, JsonExpectation};
+use crate::sample::threshold::{LatencyLimit, RateLimit, Statistic, Thresholds};
+use crate::sample::{Sampling, MAX_RATE, MAX_SAMPLES, MAX_SAMPLE_CONCURRENCY};
 
 /// Collects problems with their paths.
 #[derive(Default)]
@@ -171,7 +174,12 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         defaults_document.retries,
         &mut p,
     );
+    let default_retry_on = defaults_document
+        .retry_on
+        .as_deref()
+        .and_then(|items| retry_on(items, "defaults.retry_on", &mut p));
     let defaults = Defaults {
+        retry_on: default_retry_on,
         headers: validate_headers(&defaults_document.headers, "defaults.headers", &mut p),
         expect: defaults_expect.unwrap_or_default(),
         timeout: defaults_document.timeout,
@@ -179,6 +187,10 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         retry_delay: defaults_document.retry_delay,
     };
 
+    let ready = document
+        .ready
+        .and_then(|r| read::<ReadyDocument>(r, "ready", &mut p.errors))
+        .map(|r| validate_ready(r, &defaults, &mut p));
     let checks = validate_checks(
         document.checks.unwrap_or_default(),
         "checks",
@@ -234,6 +246,7 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             target,
             not_secret: document.not_secret,
             tls,
+            ready,
             checks,
             stages,
             warnings: p.warnings,
@@ -287,6 +300,7 @@ fn target_template(p: &mut Problems, path: &str, text: &str) -> Option<Template>
 
 /// What `defaults` gives every check.
 struct Defaults {
+    retry_on: Option<RetryOn>,
     headers: Vec<(HeaderName, Template)>,
     expect: ExpectDocument,
     timeout: Option<Duration>,
@@ -323,6 +337,10 @@ fn validate_checks(
             timeout,
             retries,
             retry_delay,
+            retry_on: check_retry_on,
+            flaky,
+            samples,
+            thresholds,
             expect,
         } = check;
         if name.trim().is_empty() {
@@ -364,6 +382,41 @@ fn validate_checks(
             .unwrap_or_default()
             .over(&defaults.expect);
         let expect = build_expectations(&expect_document, &format!("{at}.expect"), p);
+        let retry_on_value = match check_retry_on.as_deref() {
+            Some(items) => retry_on(items, &format!("{at}.retry_on"), p).unwrap_or_default(),
+            None => defaults.retry_on.clone().unwrap_or_default(),
+        };
+        let flaky = match flaky.as_deref() {
+            None | Some("pass") => Flaky::Pass,
+            Some("fail") => Flaky::Fail,
+            Some(other) => {
+                p.error(
+                    format!("{at}.flaky"),
+                    format!("\"{other}\" is not `pass` or `fail`"),
+                );
+                Flaky::Pass
+            }
+        };
+        let sampling = samples.and_then(|v| validate_samples(v, &format!("{at}.samples"), p));
+        let thresholds_value = match thresholds {
+            Some(v) if sampling.is_some() => {
+                validate_thresholds(v, &format!("{at}.thresholds"), sampling.as_ref(), p)
+            }
+            Some(_) => {
+                p.error(
+                    format!("{at}.thresholds"),
+                    "thresholds judge a population: add `samples:` to this check (for example `samples: 100`)",
+                );
+                Thresholds::default()
+            }
+            None => Thresholds::default(),
+        };
+        if sampling.is_some() && retries.is_some() {
+            p.error(
+                format!("{at}.retries"),
+                "a sampled check is never retried: every sample counts, and its thresholds say how many may fail",
+            );
+        }
         let Some(path) = path else { continue };
         checks.push(CheckSpec {
             name,
@@ -376,6 +429,10 @@ fn validate_checks(
             retry_delay: retry_delay
                 .or(defaults.retry_delay)
                 .unwrap_or(DEFAULT_RETRY_DELAY),
+            retry_on: retry_on_value,
+            flaky,
+            sampling,
+            thresholds: thresholds_value,
             expect,
         });
     }
@@ -426,6 +483,205 @@ fn validate_path(path: &str, at: &str, p: &mut Problems) -> Option<Template> {
         }
         None => Some(template),
     }
+}
+
+fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> ReadySpec {
+    let within = doc.within.unwrap_or(DEFAULT_READY_WITHIN);
+    if within.is_zero() {
+        p.error("ready.within", "must be longer than 0s");
+    }
+    let interval = doc.interval.unwrap_or(DEFAULT_READY_INTERVAL);
+    if interval.is_zero() {
+        p.error("ready.interval", "must be longer than 0s");
+    }
+    let documents = doc.checks.unwrap_or_default();
+    if documents.is_empty() {
+        p.error(
+            "ready.checks",
+            "list at least one check that passes once green is ready (for example GET /health)",
+        );
+    }
+    let checks = validate_checks(documents, "ready.checks", defaults, p);
+    for (i, check) in checks.iter().enumerate() {
+        if check.sampling.is_some() {
+            p.error(
+                format!("ready.checks[{i}].samples"),
+                "a readiness check is one request, repeated until it passes; sample in `checks`",
+            );
+        }
+    }
+    ReadySpec {
+        within,
+        interval,
+        checks,
+    }
+}
+
+fn retry_on(items: &[Value], at: &str, p: &mut Problems) -> Option<RetryOn> {
+    RetryOn::from_values(items)
+        .map_err(|message| p.error(at, message))
+        .ok()
+}
+
+fn validate_samples(value: Value, at: &str, p: &mut Problems) -> Option<Sampling> {
+    let doc = match value {
+        Value::Number(n) => SamplesDocument {
+            count: Some(n.as_u64().unwrap_or(0)),
+            ..Default::default()
+        },
+        other => read::<SamplesDocument>(other, at, &mut p.errors)?,
+    };
+    let rate = match &doc.rate {
+        None => None,
+        Some(value) => match parse_rate(value) {
+            Ok(rate) if rate > 0.0 && rate <= MAX_RATE => Some(rate),
+            Ok(rate) => {
+                p.error(
+                    format!("{at}.rate"),
+                    format!("must be above 0/s and at most {MAX_RATE}/s, found {rate}/s"),
+                );
+                return None;
+            }
+            Err(message) => {
+                p.error(format!("{at}.rate"), message);
+                return None;
+            }
+        },
+    };
+    let concurrency = doc
+        .concurrency
+        .unwrap_or(if rate.is_some() { 16 } else { 1 });
+    if !(1..=MAX_SAMPLE_CONCURRENCY).contains(&concurrency) {
+        p.error(
+            format!("{at}.concurrency"),
+            format!("must be between 1 and {MAX_SAMPLE_CONCURRENCY}, found {concurrency}"),
+        );
+        return None;
+    }
+    let count = match (doc.count, rate, doc.duration) {
+        (Some(count), None, None) => count,
+        (None, Some(rate), Some(duration)) if !duration.is_zero() => {
+            (rate * duration.as_secs_f64()).ceil() as u64
+        }
+        (None, Some(_), Some(_)) => {
+            p.error(format!("{at}.duration"), "must be longer than 0s");
+            return None;
+        }
+        (None, None, None) => {
+            p.error(
+                at,
+                "say how many: a number (`samples: 200`), `count:`, or `rate:` with `duration:`",
+            );
+            return None;
+        }
+        (Some(_), _, _) => {
+            p.error(
+                at,
+                "either `count` (requests one after another, at a concurrency) or `rate` with `duration` (arrivals on a schedule), not both",
+            );
+            return None;
+        }
+        (None, Some(_), None) => {
+            p.error(
+                format!("{at}.duration"),
+                "a rate needs a duration (for example `duration: 30s`)",
+            );
+            return None;
+        }
+        (None, None, Some(_)) => {
+            p.error(
+                format!("{at}.rate"),
+                "a duration needs a rate (for example `rate: 50/s`)",
+            );
+            return None;
+        }
+    };
+    if !(1..=MAX_SAMPLES).contains(&count) {
+        p.error(
+            at,
+            format!("between 1 and {MAX_SAMPLES} samples, found {count}"),
+        );
+        return None;
+    }
+    Some(Sampling {
+        count,
+        concurrency,
+        rate,
+        duration: doc.duration,
+    })
+}
+
+/// `50`, `50/s`, `3000/m`.
+fn parse_rate(value: &Value) -> Result<f64, String> {
+    match value {
+        Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a rate")),
+        Value::String(text) => {
+            let t = text.trim();
+            let (number, per) = match t.split_once('/') {
+                Some((n, "s")) => (n, 1.0),
+                Some((n, "m")) => (n, 60.0),
+                None => (t, 1.0),
+                Some(_) => {
+                    return Err(format!(
+                        "\"{text}\" is not a rate; write it as 50/s or 3000/m"
+                    ))
+                }
+            };
+            number
+                .trim()
+                .parse::<f64>()
+                .map(|n| n / per)
+                .map_err(|_| format!("\"{text}\" is not a rate; write it as 50/s or 3000/m"))
+        }
+        other => Err(format!(
+            "expected a rate such as 50/s, found {}",
+            super::document::kind_of(other)
+        )),
+    }
+}
+
+fn validate_thresholds(
+    value: Value,
+    at: &str,
+    sampling: Option<&Sampling>,
+    p: &mut Problems,
+) -> Thresholds {
+    let Some(doc) = read::<ThresholdsDocument>(value, at, &mut p.errors) else {
+        return Thresholds::default();
+    };
+    let mut thresholds = Thresholds::default();
+    if let Some(text) = &doc.errors {
+        match RateLimit::parse(text) {
+            Ok(limit) => thresholds.errors = limit,
+            Err(message) => p.error(format!("{at}.errors"), message),
+        }
+    }
+    for (statistic, text) in [
+        (Statistic::P50, &doc.p50),
+        (Statistic::P90, &doc.p90),
+        (Statistic::P95, &doc.p95),
+        (Statistic::P99, &doc.p99),
+        (Statistic::Max, &doc.max),
+    ] {
+        if let Some(text) = text {
+            match LatencyLimit::parse(text) {
+                Ok(limit) => thresholds.latency.push((statistic, limit)),
+                Err(message) => p.error(format!("{at}.{}", statistic.name()), message),
+            }
+        }
+    }
+    if let Some(min) = doc.min_samples {
+        let planned = sampling.map_or(u64::MAX, |s| s.count);
+        if min == 0 || min > planned {
+            p.error(
+                format!("{at}.min_samples"),
+                format!("must be between 1 and the {planned} samples planned, found {min}"),
+            );
+        } else {
+            thresholds.min_samples = Some(min);
+        }
+    }
+    thresholds
 }
 
 fn check_limits(at: &str, timeout: Option<Duration>, retries: Option<u32>, p: &mut Problems) {
@@ -497,6 +753,37 @@ fn build_expectations(doc: &ExpectDocument, at: &str, p: &mut Problems) -> Expec
                 format!("{at}.headers.{name}"),
                 format!("\"{name}\" is not a valid header name"),
             ),
+        }
+    }
+    expect.body_not_contains = doc.body_not_contains.clone().unwrap_or_default();
+    for (i, needle) in expect.body_not_contains.iter().enumerate() {
+        if needle.is_empty() {
+            p.error(
+                format!("{at}.body_not_contains[{i}]"),
+                "must not be empty (every body contains \"\")",
+            );
+        }
+        p.template(&format!("{at}.body_not_contains[{i}]"), needle);
+    }
+    for (i, item) in doc.assert.iter().flatten().enumerate() {
+        let path = format!("{at}.assert[{i}]");
+        match crate::expect::assertion::Assertion::parse(item) {
+            Ok(mut assertion) => {
+                for text in assertion.texts_mut() {
+                    p.template(&path, text);
+                }
+                expect.assertions.push(assertion);
+            }
+            Err(problems) => {
+                for (field, message) in problems {
+                    let field_path = if field.is_empty() {
+                        path.clone()
+                    } else {
+                        format!("{path}.{field}")
+                    };
+                    p.error(field_path, message);
+                }
+            }
         }
     }
     for (expression, expected) in doc.json.iter().flatten() {
