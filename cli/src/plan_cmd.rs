@@ -120,14 +120,43 @@ fn describe(spec: &PlanSpec) {
         greenlight::duration::format_duration(spec.budget),
         spec.concurrency
     ));
-    for check in &spec.checks {
+    let format_duration = greenlight::duration::format_duration;
+    if let Some(ready) = &spec.ready {
         output::line(format!(
-            "  - {}: {} {} (timeout {}, {} retries)",
+            "  first, until they pass (within {}, every {}):",
+            format_duration(ready.within),
+            format_duration(ready.interval)
+        ));
+        for check in &ready.checks {
+            output::line(format!(
+                "  - {}: {} {} (timeout {})",
+                check.name,
+                check.method,
+                check.path.written(),
+                format_duration(check.timeout)
+            ));
+        }
+        output::line("  then:");
+    }
+    for check in &spec.checks {
+        let how = match &check.sampling {
+            Some(s) => match (s.rate, s.duration) {
+                (Some(rate), Some(duration)) => format!(
+                    "{rate}/s for {}, at most {} in flight, {} samples",
+                    format_duration(duration),
+                    s.concurrency,
+                    s.count
+                ),
+                _ => format!("{} samples, {} at a time", s.count, s.concurrency),
+            },
+            None => format!("{} retries", check.retries),
+        };
+        output::line(format!(
+            "  - {}: {} {} (timeout {}, {how})",
             check.name,
             check.method,
             check.path.written(),
-            greenlight::duration::format_duration(check.timeout),
-            check.retries
+            format_duration(check.timeout),
         ));
     }
     for (stage, s) in &spec.stages {

@@ -77,7 +77,14 @@ pub enum Predicate {
     Length(Op, u64),
     Contains(Value),
     OneOf(Vec<Value>),
-    Semver(Semver),
+    Semver(Version),
+}
+
+/// A version, parsed once its `${VAR}`s are filled in.
+#[derive(Debug, Clone)]
+pub enum Version {
+    Pending(String),
+    Ready(Semver),
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +187,7 @@ impl Assertion {
                     out.push(s)
                 }
                 Predicate::Matches(Regex::Pending(s)) => out.push(s),
+                Predicate::Semver(Version::Pending(s)) => out.push(s),
                 Predicate::OneOf(items) => {
                     for item in items {
                         if let Value::String(s) = item {
@@ -196,8 +204,14 @@ impl Assertion {
     /// Compiles regular expressions whose variables are filled in.
     pub fn compile(&mut self) -> Result<(), String> {
         for p in self.predicates.iter_mut().chain(self.negated.iter_mut()) {
-            if let Predicate::Matches(Regex::Pending(text)) = p {
-                *p = Predicate::Matches(Regex::Ready(Pattern::new(text)?));
+            match p {
+                Predicate::Matches(Regex::Pending(text)) => {
+                    *p = Predicate::Matches(Regex::Ready(Pattern::new(text)?));
+                }
+                Predicate::Semver(Version::Pending(text)) => {
+                    *p = Predicate::Semver(Version::Ready(Semver::parse(text)?));
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -351,9 +365,14 @@ fn predicate(
             Value::Array(items) if !items.is_empty() => Some(Predicate::OneOf(items.clone())),
             _ => problem("expected a list of values".into()),
         },
-        "semver" => match value.as_str().map(Semver::parse) {
-            Some(Ok(v)) => Some(Predicate::Semver(v)),
-            Some(Err(e)) => problem(e),
+        "semver" => match value.as_str() {
+            Some(text) if text.contains("${") => {
+                Some(Predicate::Semver(Version::Pending(text.into())))
+            }
+            Some(text) => match Semver::parse(text) {
+                Ok(v) => Some(Predicate::Semver(Version::Ready(v))),
+                Err(e) => problem(e),
+            },
             None => problem("expected a version such as \"2.0.0\"".into()),
         },
         other => {
@@ -427,7 +446,8 @@ fn describe(predicate: &Predicate, negated: bool) -> String {
         Predicate::Length(op, n) => format!("length {} {n}", op.symbol()),
         Predicate::Contains(v) => format!("containing {v}"),
         Predicate::OneOf(items) => format!("one of {}", Value::Array(items.clone())),
-        Predicate::Semver(v) => format!("version {v} (build metadata ignored)"),
+        Predicate::Semver(Version::Ready(v)) => format!("version {v} (build metadata ignored)"),
+        Predicate::Semver(Version::Pending(t)) => format!("version {t}"),
     };
     if negated {
         format!("not {text}")
@@ -475,10 +495,11 @@ fn check(
                 _ => false,
             },
             Predicate::OneOf(items) => items.iter().any(|i| values_equal(value, i)),
-            Predicate::Semver(expected) => value
+            Predicate::Semver(Version::Ready(expected)) => value
                 .as_str()
                 .and_then(|s| Semver::parse(s).ok())
                 .is_some_and(|v| v == *expected),
+            Predicate::Semver(Version::Pending(_)) => false,
             Predicate::Exists | Predicate::Absent => true,
         };
         if !holds {

@@ -490,3 +490,23 @@ fn the_same_regular_expression_in_many_checks_is_compiled_once() {
     let plan = PlanSpec::parse(&format!("version: 1\nchecks:\n{}\n", checks.join("\n"))).unwrap();
     assert_eq!(plan.checks.len(), 40);
 }
+
+#[test]
+fn assertion_variables_are_filled_in_and_checked_when_the_plan_is_resolved() {
+    let spec = PlanSpec::parse(
+        "version: 1\nnot_secret: [WANT, PREFIX]\nchecks:\n  - name: v\n    path: /\n    expect:\n      assert:\n        - {json: $.version, semver: '${WANT}'}\n        - {json: $.id, matches: '^${PREFIX}[0-9]+$'}\n",
+    )
+    .unwrap();
+    let env = |want: &str| Env::from_pairs([("WANT", want), ("PREFIX", "ord_")]);
+    let plan = spec
+        .resolve(Some(&test_url("http://127.0.0.1:9")), &env("2.0.0"))
+        .unwrap();
+    assert_eq!(plan.checks[0].expect.assertions.len(), 2);
+    match spec.resolve(Some(&test_url("http://127.0.0.1:9")), &env("banana")) {
+        Err(PlanError::Unresolved(errors)) => assert_eq!(
+            errors[0].to_string(),
+            "checks[0].expect.assert[0]: \"banana\" is not a semantic version such as 2.0.0 or 2.1.0-rc.1"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
