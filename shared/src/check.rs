@@ -25,6 +25,17 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// An attempt shorter than this is not worth starting.
 pub(crate) const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 
+/// Bodies being read or judged, by every check and sample together, hold at most this many KiB:
+/// 64 checks with 256 samples each in flight, all sending 1 MiB, would otherwise need gigabytes.
+/// A read that would go past it waits for room (within its own time limit).
+const BODY_MEMORY_KIB: usize = 32 * 1024;
+static BODY_MEMORY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BODY_MEMORY_KIB);
+
+/// KiB of bodies held right now (for tests and diagnostics).
+pub fn body_memory_in_use_kib() -> usize {
+    BODY_MEMORY_KIB - BODY_MEMORY.available_permits()
+}
+
 /// At most this many answers are judged at once: a parsed 1 MiB JSON body can take tens of
 /// megabytes, and the function has 128.
 static JUDGING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
@@ -249,18 +260,30 @@ pub(crate) async fn exchange(
         let headers = response.headers().clone();
         let mut body = Vec::new();
         let mut truncated = false;
+        // Room for the whole body is taken before reading it, all at once: taking it piece by
+        // piece would let many half-read bodies wait on each other for ever.
+        let room_kib = response
+            .content_length()
+            .map_or(BODY_CAP, |n| (n as usize).min(BODY_CAP))
+            .div_ceil(1024)
+            .max(1);
+        let held = BODY_MEMORY
+            .acquire_many(room_kib as u32)
+            .await
+            .map_err(|_| "reading the body is unavailable".to_string())?;
+        let room_bytes = room_kib * 1024;
         while let Some(chunk) = response
             .chunk()
             .await
             .map_err(|e| crate::http::describe_error(&e))?
         {
-            let room = BODY_CAP - body.len();
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
+            let room = BODY_CAP.min(room_bytes) - body.len();
+            let take = chunk.len().min(room);
+            body.extend_from_slice(&chunk[..take]);
+            if take < chunk.len() {
                 truncated = true;
                 break;
             }
-            body.extend_from_slice(&chunk);
         }
         let latency = started.elapsed();
         phase.store(JUDGING_ANSWER, Ordering::Relaxed);
@@ -270,7 +293,9 @@ pub(crate) async fn exchange(
             .map_err(|_| "judging is unavailable".to_string())?;
         let expect = check.expect.clone();
         let judged = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            // The body's memory is given back when the body itself is dropped, even if the
+            // attempt's time limit ended first.
+            let _permits = (permit, held);
             let seen = Observed {
                 status,
                 headers: &headers,

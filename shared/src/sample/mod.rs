@@ -47,8 +47,9 @@ pub const MAX_SAMPLE_CONCURRENCY: usize = 256;
 pub const MAX_RATE: f64 = 20_000.0;
 /// Distinct failure reasons kept with their counts; the rest are counted together.
 const REASONS_KEPT: usize = 3;
-/// An open-model arrival sent later than this after its time counts as late.
-const LATE: Duration = Duration::from_millis(5);
+/// An open-model arrival sent later than this after its time counts as late (timers on a busy
+/// machine run a few milliseconds behind; that is not the generator failing).
+const LATE: Duration = Duration::from_millis(20);
 
 /// What a sampled check measured: counts, the first distinct failure reasons, percentiles, and
 /// each threshold next to its measurement.
