@@ -13,26 +13,37 @@ pub fn build_check_client() -> Result<reqwest::Client, reqwest::Error> {
         .pool_idle_timeout(Duration::from_secs(30))
         .no_proxy()
         .tcp_nodelay(true)
+        // Answers are judged as sent unless a plan asks for compression (see `client_for`).
+        .no_gzip()
+        .no_brotli()
         .build()
 }
 
 /// The client for one run of `plan`: the process's own, unless the plan says how to trust
-/// HTTPS targets; then one built for it, with `server_name` resolved to the target's address
-/// now (load balancer addresses change, so this is done for every run).
+/// HTTPS targets or asks for compressed answers; then one built for it, with `server_name`
+/// resolved to the target's address now (load balancer addresses change, so this is done for
+/// every run).
 pub async fn client_for(
     plan: &crate::plan::Plan,
     base: &reqwest::Client,
 ) -> Result<reqwest::Client, String> {
-    let Some(tls) = &plan.tls else {
+    if plan.tls.is_none() && !plan.compression {
         return Ok(base.clone());
-    };
+    }
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("greenlight/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(5))
         .no_proxy()
         .tcp_nodelay(true)
-        .tls_certs_merge(tls.extra_roots.iter().cloned());
+        .gzip(plan.compression)
+        .brotli(plan.compression);
+    let Some(tls) = &plan.tls else {
+        return builder
+            .build()
+            .map_err(|e| format!("could not build the HTTP client: {e}"));
+    };
+    builder = builder.tls_certs_merge(tls.extra_roots.iter().cloned());
     if tls.insecure_skip_verify {
         tracing::warn!("tls.insecure_skip_verify: certificates are NOT verified for this run");
         builder = builder.danger_accept_invalid_certs(true);

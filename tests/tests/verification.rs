@@ -508,3 +508,96 @@ checks:
         );
     }
 }
+
+fn gzip(data: &[u8]) -> bytes::Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap().into()
+}
+
+fn serving_gzip(body: bytes::Bytes) -> Behaviour {
+    Behaviour::scripted(move |_: &Call| {
+        Reply::new(200, "application/json", body.clone()).header("content-encoding", "gzip")
+    })
+}
+
+#[tokio::test]
+async fn compressed_answers_are_asked_for_decoded_and_judged() {
+    // 700 KiB of JSON that gzip makes small: the whole decoded body is read and judged.
+    let items: Vec<String> = (0..20_000)
+        .map(|i| format!("{{\"id\":{i},\"name\":\"item number {i}\"}}"))
+        .collect();
+    let json = format!(r#"{{"status":"UP","items":[{}]}}"#, items.join(","));
+    assert!(json.len() > 300 * 1024);
+    let green = GreenServer::start(serving_gzip(gzip(json.as_bytes()))).await;
+    let plan = r#"
+version: 1
+compression: true
+checks:
+  - name: api
+    path: /api
+    expect:
+      json: {"$.status": UP}
+      assert: [{json: "$.items", length: 20000}]
+"#;
+    let verdict = run(plan, &green, Duration::from_secs(10)).await;
+    assert!(verdict.succeeded(), "{}", verdict.summary("verify"));
+    let asked = green.received()[0]
+        .headers
+        .iter()
+        .find(|(k, _)| k == "accept-encoding")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    assert!(asked.contains("gzip") && asked.contains("br"), "{asked}");
+}
+
+#[tokio::test]
+async fn without_compression_nothing_is_asked_for_and_bytes_are_judged_as_sent() {
+    let green = GreenServer::start(serving_gzip(gzip(br#"{"status":"UP"}"#))).await;
+    let plan = r#"
+version: 1
+checks:
+  - {name: api, path: /api, expect: {json: {"$.status": UP}}}
+"#;
+    let verdict = run(plan, &green, Duration::from_secs(10)).await;
+    assert!(!verdict.succeeded());
+    assert!(verdict.reason.contains("not JSON"), "{}", verdict.reason);
+    assert!(green.received()[0]
+        .headers
+        .iter()
+        .all(|(k, _)| k != "accept-encoding"));
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_cut_at_the_cap_after_decompression() {
+    // 256 MiB of zeros in about 250 KiB.
+    let bomb = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1024 * 1024];
+        for _ in 0..256 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        bytes::Bytes::from(encoder.finish().unwrap())
+    };
+    assert!(bomb.len() < 1024 * 1024);
+    let green = GreenServer::start(serving_gzip(bomb)).await;
+    let plan = r#"
+version: 1
+compression: true
+checks:
+  - {name: api, path: /api, expect: {body_contains: "UP"}}
+"#;
+    let started = std::time::Instant::now();
+    let verdict = run(plan, &green, Duration::from_secs(10)).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!verdict.succeeded());
+    assert!(
+        verdict
+            .reason
+            .contains("a body of 1048576 bytes, cut at the 1 MiB cap"),
+        "{}",
+        verdict.reason
+    );
+}

@@ -22,6 +22,9 @@ pub(crate) struct PlanDocument {
     pub target: Option<String>,
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// Ask for gzip and brotli answers, and judge them decoded.
+    #[serde(default)]
+    pub compression: Option<bool>,
     /// Variables and headers whose values may be shown in output.
     #[serde(default)]
     pub not_secret: Vec<String>,

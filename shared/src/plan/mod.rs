@@ -196,6 +196,9 @@ impl PlanSettings {
 pub struct PlanSpec {
     pub budget: Duration,
     pub concurrency: usize,
+    /// `compression: true`: requests say `accept-encoding: gzip, br`; answers are decoded (the
+    /// 1 MiB cap applies to the decoded body).
+    pub compression: bool,
     pub target: Option<Template>,
     /// Variables and header names whose values may be shown (see `crate::secrets`).
     pub not_secret: Vec<String>,
@@ -295,6 +298,7 @@ impl PlanSpec {
         PlanSpec {
             budget: DEFAULT_BUDGET,
             concurrency: DEFAULT_CONCURRENCY,
+            compression: false,
             target: None,
             not_secret: Vec::new(),
             tls: TlsSpec::default(),
@@ -360,6 +364,7 @@ impl PlanSpec {
 pub struct Plan {
     pub budget: Duration,
     pub concurrency: usize,
+    pub compression: bool,
     pub ready: Option<Ready>,
     pub checks: Vec<Check>,
     /// The plan's warnings (see [`PlanSpec::warnings`]), to log where it runs.

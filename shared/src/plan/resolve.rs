@@ -109,6 +109,7 @@ pub(super) fn resolve(
     Ok(Plan {
         budget: spec.budget,
         concurrency: spec.concurrency,
+        compression: spec.compression,
         ready,
         checks,
         warnings: spec.warnings.clone(),

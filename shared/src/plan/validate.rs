@@ -246,6 +246,7 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             target,
             not_secret: document.not_secret,
             tls,
+            compression: document.compression.unwrap_or(false),
             ready,
             checks,
             stages,
