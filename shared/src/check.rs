@@ -47,10 +47,76 @@ pub(crate) struct Attempt {
     pub latency: Option<Duration>,
     /// The verification deadline ended it before an answer was complete: nothing was measured.
     pub cut_short: bool,
+    /// What the check's `capture:` took from a passing answer.
+    pub captured: Vec<(String, String)>,
 }
 
 /// Runs `check` until it passes, runs out of attempts, or reaches `deadline`.
 pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadline) -> CheckReport {
+    run_check_with(
+        client,
+        check,
+        deadline,
+        &crate::plan::capture::Board::default(),
+    )
+    .await
+}
+
+/// [`run_check`] in a run whose checks capture values: a check that uses captured values waits
+/// for them on `board`, and is filled in with them.
+pub async fn run_check_with(
+    client: &reqwest::Client,
+    check: &Check,
+    deadline: Deadline,
+    board: &crate::plan::capture::Board,
+) -> CheckReport {
+    let Some(deferred) = &check.deferred else {
+        return run_filled(client, check, deadline).await;
+    };
+    let started = Instant::now();
+    let not_run = |cause: String| CheckReport {
+        name: check.name.clone(),
+        request: check.request_line.clone(),
+        outcome: Outcome::Errored { cause },
+        attempts: 0,
+        status: None,
+        latency: None,
+        elapsed: started.elapsed(),
+        earlier: Vec::new(),
+        samples: None,
+        ready: false,
+        captured: Vec::new(),
+    };
+    let waited = tokio::time::timeout_at(deadline.instant(), board.wait_for(&deferred.names)).await;
+    let Ok(values) = waited else {
+        return not_run(
+            "the verification deadline was reached while waiting for captured values".into(),
+        );
+    };
+    let mut captured = Vec::new();
+    for (name, value) in values {
+        match value {
+            Ok(value) => captured.push((name, value)),
+            Err(why) => {
+                return not_run(format!(
+                    "not run: ${{captured.{name}}} has no value ({why})"
+                ))
+            }
+        }
+    }
+    match deferred.fill(captured) {
+        Ok(filled) => {
+            let mut report = run_filled(client, &filled, deadline).await;
+            report.elapsed = started.elapsed();
+            report
+        }
+        Err(message) => not_run(format!(
+            "not run: filled in with the captured values, {message}"
+        )),
+    }
+}
+
+async fn run_filled(client: &reqwest::Client, check: &Check, deadline: Deadline) -> CheckReport {
     // Debug builds only (tests and the rehearsal): a check named `failpoint:panic…` panics, to
     // prove that a panic is caught and reported. A cfg, not a feature, so that tests and the
     // rehearsal share one build of every crate.
@@ -73,6 +139,7 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
             earlier: Vec::new(),
             samples: Some(Box::new(population)),
             ready: false,
+            captured: Vec::new(),
         };
     }
     let max_attempts = check.retries.saturating_add(1);
@@ -114,6 +181,7 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
         status: None,
         latency: None,
         cut_short: true,
+        captured: Vec::new(),
     });
     let outcome = match attempt.outcome {
         Outcome::Errored { cause } if ran_out && attempts > 0 => Outcome::Errored {
@@ -148,6 +216,7 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
         earlier,
         samples: None,
         ready: false,
+        captured: attempt.captured,
     }
 }
 
@@ -212,6 +281,7 @@ pub async fn run_until_ready(
         earlier: Vec::new(),
         samples: None,
         ready: true,
+        captured: Vec::new(),
     }
 }
 
@@ -292,6 +362,13 @@ pub(crate) async fn exchange(
             .await
             .map_err(|_| "judging is unavailable".to_string())?;
         let expect = check.expect.clone();
+        let captures = check.captures.clone();
+        let secret_captures: Vec<String> = check
+            .captures
+            .iter()
+            .filter(|c| c.secret)
+            .map(|c| c.name.clone())
+            .collect();
         let judged = tokio::task::spawn_blocking(move || {
             // The body's memory is given back when the body itself is dropped, even if the
             // attempt's time limit ended first.
@@ -304,7 +381,40 @@ pub(crate) async fn exchange(
                 latency,
             };
             let mut budget = Budget::new(STEPS_PER_CHECK, Some(judge_by));
-            expect.judge(&seen, &mut budget)
+            let mut failures = expect.judge(&seen, &mut budget)?;
+            let mut captured = Vec::new();
+            if failures.is_empty() && !captures.is_empty() {
+                let text = String::from_utf8_lossy(&body);
+                let document = serde_json::from_slice::<serde_json::Value>(&body).ok();
+                for capture in &captures {
+                    let taken = capture
+                        .take(document.as_ref(), &headers, &text, &mut budget)
+                        .map_err(|why| crate::expect::Unjudged {
+                            expectation: format!("capture {}", capture.name),
+                            why,
+                        })?;
+                    match taken {
+                        Some(value) => captured.push((capture.name.clone(), value)),
+                        None => failures.push(crate::expect::Failure {
+                            expectation: format!("capture {}", capture.name),
+                            expected: format!("a value at {}", capture.label),
+                            measured: "nothing".into(),
+                        }),
+                    }
+                }
+                if !failures.is_empty() {
+                    captured.clear();
+                }
+                // Captured values are secrets unless the plan lists `captured.NAME` in
+                // `not_secret`: registered before any report can show them.
+                crate::secrets::global().add(
+                    captured
+                        .iter()
+                        .filter(|(name, _)| secret_captures.contains(name))
+                        .map(|(_, v)| v.as_str()),
+                );
+            }
+            Ok::<_, crate::expect::Unjudged>((failures, captured))
         })
         .await
         .map_err(|e| format!("judging the answer failed: {e}"))?;
@@ -338,6 +448,7 @@ pub(crate) async fn exchange(
                 status: None,
                 latency: None,
                 cut_short: cut_by_deadline,
+                captured: Vec::new(),
             }
         }
         Ok(Err(cause)) => Attempt {
@@ -345,20 +456,25 @@ pub(crate) async fn exchange(
             status: None,
             latency: None,
             cut_short: false,
+            captured: Vec::new(),
         },
         Ok(Ok((status, latency, judged))) => {
-            let outcome = match judged {
-                Ok(failures) if failures.is_empty() => Outcome::Passed,
-                Ok(failures) => Outcome::Failed { failures },
-                Err(unjudged) => Outcome::Errored {
-                    cause: unjudged.to_string(),
-                },
+            let (outcome, captured) = match judged {
+                Ok((failures, captured)) if failures.is_empty() => (Outcome::Passed, captured),
+                Ok((failures, _)) => (Outcome::Failed { failures }, Vec::new()),
+                Err(unjudged) => (
+                    Outcome::Errored {
+                        cause: unjudged.to_string(),
+                    },
+                    Vec::new(),
+                ),
             };
             Attempt {
                 outcome,
                 status: Some(status),
                 latency: Some(latency),
                 cut_short: false,
+                captured,
             }
         }
     }

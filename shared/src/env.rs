@@ -58,6 +58,20 @@ impl Env {
         Self::from_fn(move |name| map.get(name).cloned())
     }
 
+    /// These variables first, then this environment's.
+    pub fn with_values(&self, values: Vec<(String, String)>) -> Env {
+        let base = self.lookup.clone();
+        Env {
+            lookup: Arc::new(move |name| {
+                values
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| OsString::from(v))
+                    .or_else(|| base(name))
+            }),
+        }
+    }
+
     /// A variable's value, `None` when unset.
     pub fn var(&self, name: &str) -> Result<Option<String>, EnvError> {
         match (self.lookup)(name) {

@@ -71,6 +71,9 @@ pub struct CheckReport {
     /// A readiness check (`ready:`), run before the others.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ready: bool,
+    /// What the check captured for later checks (never shown).
+    #[serde(skip)]
+    pub captured: Vec<(String, String)>,
 }
 
 /// One attempt that did not end the check.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::check::run_check;
+use crate::check::run_check_with;
 use crate::deadline::Deadline;
 use crate::plan::Plan;
 use crate::verdict::{CheckReport, Outcome, Verdict};
@@ -73,6 +73,27 @@ pub async fn verify_observed(
         }
     }
 
+    let board = Arc::new(crate::plan::capture::Board::default());
+    // What each check captures is published when it ends; a check that did not pass leaves its
+    // captures without a value, and says why to the checks that wanted them.
+    let publish = |index: usize, report: &CheckReport| {
+        for capture in &plan.checks[index].captures {
+            let value = report
+                .captured
+                .iter()
+                .find(|(name, _)| *name == capture.name)
+                .map(|(_, value)| value.clone())
+                .ok_or_else(|| {
+                    format!(
+                        "{} {}: {}",
+                        report.name,
+                        report.outcome.label(),
+                        report.outcome.reason()
+                    )
+                });
+            board.publish(&capture.name, value);
+        }
+    };
     let permits = Arc::new(tokio::sync::Semaphore::new(plan.concurrency));
     let mut tasks = JoinSet::new();
     let mut index_of_task = std::collections::HashMap::new();
@@ -87,6 +108,7 @@ pub async fn verify_observed(
                     let Some(joined) = joined else { continue };
                     match joined {
                         Ok((_, (index, report))) => {
+                            publish(index, &report);
                             observer(&report);
                             reports[index] = Some(report);
                         }
@@ -98,6 +120,7 @@ pub async fn verify_observed(
                                     "the check was cancelled".to_string()
                                 };
                                 let report = unfinished(&plan, index, cause, started);
+                                publish(index, &report);
                                 observer(&report);
                                 reports[index] = Some(report);
                             }
@@ -107,11 +130,11 @@ pub async fn verify_observed(
                 permit = permits.clone().acquire_owned(), if next < plan.checks.len() => {
                     let index = next;
                     next += 1;
-                    let (client, plan) = (client.clone(), plan.clone());
+                    let (client, plan, board) = (client.clone(), plan.clone(), board.clone());
                     let handle = tasks.spawn(async move {
                         let _permit = permit;
                         let check = &plan.checks[index];
-                        (index, run_check(&client, check, deadline).await)
+                        (index, run_check_with(&client, check, deadline, &board).await)
                     });
                     index_of_task.insert(handle.id(), index);
                 }
@@ -175,6 +198,7 @@ fn unfinished(plan: &Plan, index: usize, cause: String, started: Instant) -> Che
         earlier: Vec::new(),
         samples: None,
         ready: false,
+        captured: Vec::new(),
     }
 }
 

@@ -151,6 +151,9 @@ pub(crate) struct CheckDocument {
     pub samples: Option<Value>,
     #[serde(default)]
     pub thresholds: Option<Value>,
+    /// Values taken from the answer for later checks: `{order_id: {json: $.id}}`.
+    #[serde(default)]
+    pub capture: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub expect: Option<Value>,
 }

@@ -9,6 +9,7 @@
 //! - [`PlanSpec::resolve`] fills in `${VAR}`s, joins paths to the target, and registers the
 //!   plan's secrets (see `crate::secrets`) before anything of it can run or be shown.
 
+pub mod capture;
 mod document;
 mod resolve;
 pub mod retry;
@@ -288,6 +289,10 @@ pub struct CheckSpec {
     /// `samples:`: many requests judged as a population.
     pub sampling: Option<Sampling>,
     pub thresholds: Thresholds,
+    /// Values this check takes from its answer for later checks.
+    pub captures: Vec<capture::Capture>,
+    /// The `${captured.NAME}`s this check uses (captured by earlier checks).
+    pub uses_captures: Vec<String>,
     /// Expectations with `${VAR}`s still in `body_contains` and `json` texts.
     pub expect: Expectations,
 }
@@ -315,6 +320,8 @@ impl PlanSpec {
                 flaky: Flaky::Pass,
                 sampling: None,
                 thresholds: Thresholds::default(),
+                captures: Vec::new(),
+                uses_captures: Vec::new(),
                 expect: Expectations::default(),
             }],
             ready: None,
@@ -390,7 +397,29 @@ pub struct Check {
     pub flaky: Flaky,
     pub sampling: Option<Sampling>,
     pub thresholds: Thresholds,
+    pub captures: Vec<capture::Capture>,
+    /// Set when the check uses captured values: it is filled in when they are known, and until
+    /// then its URL is only the target's.
+    pub deferred: Option<std::sync::Arc<Deferred>>,
     pub expect: std::sync::Arc<Expectations>,
+}
+
+/// What it takes to fill a check in once the values it uses are captured.
+#[derive(Debug)]
+pub struct Deferred {
+    pub spec: CheckSpec,
+    /// `checks[3]`, for messages.
+    pub at: String,
+    pub names: Vec<String>,
+    pub(crate) context: resolve::Context,
+}
+
+impl Deferred {
+    /// The check, filled in with `captured` values (registered as secrets unless listed in
+    /// `not_secret`).
+    pub fn fill(&self, captured: Vec<(String, String)>) -> Result<Check, String> {
+        resolve::resolve_deferred(self, captured)
+    }
 }
 
 #[cfg(test)]

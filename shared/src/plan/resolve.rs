@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::Url;
 
 use super::target::{has_scheme, parse_absolute, Target};
 use super::*;
@@ -32,6 +33,17 @@ struct Visible<'a>(&'a [String]);
 impl Visible<'_> {
     fn variable(&self, name: &str) -> bool {
         self.0.iter().any(|n| n == name)
+    }
+    /// The check's captures, each secret unless `not_secret` lists `captured.NAME`.
+    fn captures(&self, captures: &[capture::Capture]) -> Vec<capture::Capture> {
+        captures
+            .iter()
+            .cloned()
+            .map(|mut c| {
+                c.secret = !self.variable(&format!("{}{}", capture::PREFIX, c.name));
+                c
+            })
+            .collect()
     }
     fn header(&self, name: &str) -> bool {
         self.0.iter().any(|n| n.eq_ignore_ascii_case(name))
@@ -65,28 +77,25 @@ pub(super) fn resolve(
             .push((user.to_string(), password.map(str::to_string)));
     }
     let tls = resolve_tls(&spec.tls, target.as_ref(), &mut found);
+    let server_name = tls.as_ref().and_then(|t| t.server_name.clone());
+    let context = Context {
+        target: target.clone(),
+        not_secret: spec.not_secret.clone(),
+        server_name: server_name.clone(),
+        env: env.clone(),
+    };
     let resolve_all = |specs: &[CheckSpec], prefix: &str, found: &mut Found| {
         let mut checks = Vec::with_capacity(specs.len());
         for (i, check) in specs.iter().enumerate() {
-            if let Some(mut check) = resolve_check(
-                check,
-                &format!("{prefix}[{i}]"),
-                target.as_ref(),
-                env,
-                &visible,
-                found,
-            ) {
-                // Requests to the target carry the certificate's name; the client sends them
-                // to the target's own address (see `crate::http::client_for`).
-                if let Some((name, host, port)) = tls.as_ref().and_then(|t| t.server_name.as_ref())
-                {
-                    if check.url.scheme() == "https"
-                        && check.url.host_str() == Some(host.as_str())
-                        && check.url.port_or_known_default() == Some(*port)
-                    {
-                        let _ = check.url.set_host(Some(name));
-                    }
-                }
+            let at = format!("{prefix}[{i}]");
+            if !check.uses_captures.is_empty() {
+                checks.push(deferred_check(check, at, target.as_ref(), &context));
+                continue;
+            }
+            if let Some(mut check) =
+                resolve_check(check, &at, target.as_ref(), env, &visible, found)
+            {
+                send_to_server_name(&mut check, server_name.as_ref());
                 checks.push(check);
             }
         }
@@ -115,6 +124,105 @@ pub(super) fn resolve(
         warnings: spec.warnings.clone(),
         tls: tls.map(Arc::new),
     })
+}
+
+/// What filling in a deferred check needs of the plan it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    target: Option<Target>,
+    not_secret: Vec<String>,
+    server_name: Option<(String, String, u16)>,
+    env: Env,
+}
+
+/// Requests to the target carry the certificate's name; the client sends them to the target's
+/// own address (see `crate::http::client_for`).
+fn send_to_server_name(check: &mut Check, server_name: Option<&(String, String, u16)>) {
+    if let Some((name, host, port)) = server_name {
+        if check.url.scheme() == "https"
+            && check.url.host_str() == Some(host.as_str())
+            && check.url.port_or_known_default() == Some(*port)
+        {
+            let _ = check.url.set_host(Some(name));
+        }
+    }
+}
+
+/// A check that uses captured values, until they are known: its name and request as written,
+/// and what it takes to fill it in.
+fn deferred_check(
+    spec: &CheckSpec,
+    at: String,
+    target: Option<&Target>,
+    context: &Context,
+) -> Check {
+    let url = target
+        .map(|t| t.url().clone())
+        .unwrap_or_else(|| Url::parse("http://captured.invalid/").expect("a valid URL"));
+    Check {
+        name: spec.name.clone(),
+        method: spec.method.clone(),
+        request_line: format!("{} {}", spec.method, spec.path.written()),
+        url,
+        headers: HeaderMap::new(),
+        body: None,
+        timeout: spec.timeout,
+        retries: spec.retries,
+        retry_delay: spec.retry_delay,
+        retry_on: spec.retry_on.clone(),
+        flaky: spec.flaky,
+        sampling: spec.sampling.clone(),
+        thresholds: spec.thresholds.clone(),
+        captures: Visible(&context.not_secret).captures(&spec.captures),
+        deferred: Some(Arc::new(Deferred {
+            spec: spec.clone(),
+            at,
+            names: spec.uses_captures.clone(),
+            context: context.clone(),
+        })),
+        expect: Arc::new(spec.expect.clone()),
+    }
+}
+
+/// Fills in a deferred check with the captured values; their secrets go to the process's
+/// registry before anything of the check can be shown.
+pub(super) fn resolve_deferred(
+    deferred: &Deferred,
+    captured: Vec<(String, String)>,
+) -> Result<Check, String> {
+    let context = &deferred.context;
+    let env = context.env.with_values(
+        captured
+            .into_iter()
+            .map(|(name, value)| (format!("{}{name}", capture::PREFIX), value))
+            .collect(),
+    );
+    let visible = Visible(&context.not_secret);
+    let mut found = Found::default();
+    let check = resolve_check(
+        &deferred.spec,
+        &deferred.at,
+        context.target.as_ref(),
+        &env,
+        &visible,
+        &mut found,
+    );
+    secrets::global().add(&found.secrets);
+    for (user, password) in &found.userinfo {
+        secrets::global().add_userinfo(user, password.as_deref());
+    }
+    match check {
+        Some(mut check) if found.errors.is_empty() => {
+            send_to_server_name(&mut check, context.server_name.as_ref());
+            Ok(check)
+        }
+        _ => Err(found
+            .errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
 }
 
 /// Reads the CA bundle and finds the target `server_name` stands for.
@@ -337,6 +445,8 @@ fn resolve_check(
         flaky: spec.flaky,
         sampling: spec.sampling.clone(),
         thresholds: spec.thresholds.clone(),
+        captures: visible.captures(&spec.captures),
+        deferred: None,
         expect: Arc::new(expect),
     })
 }

@@ -323,6 +323,7 @@ fn validate_checks(
         return Vec::new();
     }
     let mut names = std::collections::HashSet::new();
+    let mut captured_before: std::collections::HashSet<String> = Default::default();
     let mut checks = Vec::new();
     for (i, value) in documents.into_iter().enumerate() {
         let at = format!("{prefix}[{i}]");
@@ -342,6 +343,7 @@ fn validate_checks(
             flaky,
             samples,
             thresholds,
+            capture,
             expect,
         } = check;
         if name.trim().is_empty() {
@@ -418,6 +420,31 @@ fn validate_checks(
                 "a sampled check is never retried: every sample counts, and its thresholds say how many may fail",
             );
         }
+        let mut captures = Vec::new();
+        for (capture_name, source) in capture.iter().flatten() {
+            let capture_at = format!("{at}.capture.{capture_name}");
+            if sampling.is_some() {
+                p.error(
+                    &capture_at,
+                    "a sampled check sends many requests; capture from a check that sends one",
+                );
+                continue;
+            }
+            match capture::Capture::parse(capture_name, source) {
+                Ok(c) => captures.push(c),
+                Err(message) => p.error(capture_at, message),
+            }
+        }
+        let uses_captures = captured_names(path.as_ref(), &merged, body.as_ref(), &expect);
+        for used in &uses_captures {
+            if !captured_before.contains(used) {
+                p.error(
+                    at.clone(),
+                    format!("uses ${{captured.{used}}}, but no earlier check captures `{used}` (a check captures with `capture: {{{used}: {{json: $.id}}}}`)"),
+                );
+            }
+        }
+        captured_before.extend(captures.iter().map(|c| c.name.clone()));
         let Some(path) = path else { continue };
         checks.push(CheckSpec {
             name,
@@ -434,6 +461,8 @@ fn validate_checks(
             flaky,
             sampling,
             thresholds: thresholds_value,
+            captures,
+            uses_captures,
             expect,
         });
     }
@@ -486,6 +515,44 @@ fn validate_path(path: &str, at: &str, p: &mut Problems) -> Option<Template> {
     }
 }
 
+/// The `${captured.NAME}`s a check uses, wherever it may use them.
+fn captured_names(
+    path: Option<&Template>,
+    headers: &[(HeaderName, Template)],
+    body: Option<&Template>,
+    expect: &Expectations,
+) -> Vec<String> {
+    let mut texts: Vec<String> = Vec::new();
+    texts.extend(path.map(|t| t.written().to_string()));
+    texts.extend(headers.iter().map(|(_, t)| t.written().to_string()));
+    texts.extend(body.map(|t| t.written().to_string()));
+    texts.extend(expect.body_contains.iter().cloned());
+    texts.extend(expect.body_not_contains.iter().cloned());
+    texts.extend(
+        expect
+            .json
+            .iter()
+            .filter_map(|j| j.expected.as_str().map(str::to_string)),
+    );
+    for assertion in &expect.assertions {
+        let mut copy = assertion.clone();
+        texts.extend(copy.texts_mut().into_iter().map(|t| t.clone()));
+    }
+    let mut names = Vec::new();
+    for text in texts {
+        if let Ok(template) = Template::parse(&text) {
+            for name in template.names() {
+                if let Some(captured) = name.strip_prefix(capture::PREFIX) {
+                    if !names.iter().any(|n| n == captured) {
+                        names.push(captured.to_string());
+                    }
+                }
+            }
+        }
+    }
+    names
+}
+
 fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> ReadySpec {
     let within = doc.within.unwrap_or(DEFAULT_READY_WITHIN);
     if within.is_zero() {
@@ -504,6 +571,12 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
     }
     let checks = validate_checks(documents, "ready.checks", defaults, p);
     for (i, check) in checks.iter().enumerate() {
+        if !check.captures.is_empty() || !check.uses_captures.is_empty() {
+            p.error(
+                format!("ready.checks[{i}]"),
+                "readiness checks neither capture nor use captured values",
+            );
+        }
         if check.sampling.is_some() {
             p.error(
                 format!("ready.checks[{i}].samples"),

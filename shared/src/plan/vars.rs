@@ -61,9 +61,11 @@ impl Template {
                 Some((name, fallback)) => (name, Some(fallback.to_string())),
                 None => (reference, None),
             };
-            if name.is_empty()
-                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                || name.starts_with(|c: char| c.is_ascii_digit())
+            // `${captured.NAME}`: a value an earlier check captured (see `plan::capture`).
+            let bare = name.strip_prefix(super::capture::PREFIX).unwrap_or(name);
+            if bare.is_empty()
+                || !bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || bare.starts_with(|c: char| c.is_ascii_digit())
             {
                 return Err(format!(
                     "\"${{{reference}}}\" is not a variable reference: a name is letters, digits and _ (write $$ for a literal $)"
