@@ -151,6 +151,11 @@ fn describe(spec: &PlanSpec) {
             },
             None => format!("{} retries", check.retries),
         };
+        let how = if check.routes.is_empty() {
+            how
+        } else {
+            format!("{how}, over {} routes", check.routes.len())
+        };
         output::line(format!(
             "  - {}: {} {} (timeout {}, {how})",
             check.name,

@@ -722,3 +722,47 @@ checks:
         "{problems:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_probe_spreads_requests_over_weighted_routes_and_names_the_failing_one() {
+    let green = GreenServer::start(Behaviour::scripted(|call: &Call| {
+        match (call.method.as_str(), call.path.as_str()) {
+            ("GET", "/products") => Reply::new(200, "text/plain", "ok"),
+            ("POST", "/cart") if call.in_flight > 3 => Reply::new(503, "text/plain", "cart locked"),
+            ("POST", "/cart") => Reply::new(200, "text/plain", "ok"),
+            _ => Reply::new(404, "text/plain", "no"),
+        }
+        .after(Duration::from_millis(30))
+    }))
+    .await;
+    let plan = r#"
+version: 1
+checks:
+  - name: storefront
+    samples: {rate: 200/s, duration: 1s, concurrency: 32}
+    routes:
+      - {path: /products, weight: 3}
+      - {path: /cart, method: POST, body: '{"sku": "A-1"}', weight: 1}
+    thresholds: {errors: "< 1%"}
+"#;
+    let verdict = run(plan, &green, Duration::from_secs(20)).await;
+    let population = verdict.checks[0].samples.as_ref().unwrap();
+    assert_eq!(population.routes.len(), 2);
+    let (products, cart) = (&population.routes[0], &population.routes[1]);
+    assert_eq!(products.sent + cart.sent, population.sent);
+    assert_eq!(products.sent, population.sent * 3 / 4, "{population:?}");
+    assert_eq!(products.errors, 0);
+    assert!(cart.errors > 0);
+    assert!(!verdict.succeeded());
+    assert!(
+        verdict.reason.contains("POST http://")
+            && verdict
+                .reason
+                .contains("/cart: status: expected 200-399, got 503"),
+        "{}",
+        verdict.reason
+    );
+    let received = green.received();
+    let posts: Vec<_> = received.iter().filter(|r| r.method == "POST").collect();
+    assert_eq!(posts.len() as u64, cart.sent);
+}

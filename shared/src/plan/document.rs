@@ -53,6 +53,20 @@ pub(crate) struct ReadyDocument {
     pub checks: Option<Vec<Value>>,
 }
 
+/// One route of a sampled check.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RouteDocument {
+    pub path: String,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
 /// `samples: 200`, or a map.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct SamplesDocument {
@@ -130,11 +144,16 @@ pub(crate) struct CheckDocument {
     pub name: String,
     #[serde(default)]
     pub method: Option<String>,
-    pub path: String,
+    /// Required unless the check has `routes`.
+    #[serde(default)]
+    pub path: Option<String>,
     #[serde(default, deserialize_with = "scalar_map")]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
+    /// A sampled check's requests spread over several routes, by weight.
+    #[serde(default)]
+    pub routes: Option<Vec<Value>>,
     #[serde(default, deserialize_with = "duration::deserialize")]
     pub timeout: Option<Duration>,
     #[serde(default)]
@@ -309,6 +328,7 @@ fn plain(message: &str) -> String {
         | "struct StageDocument"
         | "struct DefaultsDocument"
         | "struct ReadyDocument"
+        | "struct RouteDocument"
         | "struct SamplesDocument"
         | "struct ThresholdsDocument"
         | "struct PlanDocument" => "a map",

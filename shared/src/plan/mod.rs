@@ -273,6 +273,16 @@ pub struct StageSpec {
     pub retry_after: Duration,
 }
 
+/// One route of a sampled check, as written (headers merged over the check's).
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: Template,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: Option<Template>,
+    pub weight: u32,
+}
+
 /// One check as the plan describes it, defaults applied.
 #[derive(Debug, Clone)]
 pub struct CheckSpec {
@@ -289,6 +299,8 @@ pub struct CheckSpec {
     /// `samples:`: many requests judged as a population.
     pub sampling: Option<Sampling>,
     pub thresholds: Thresholds,
+    /// A sampled check's routes (empty: every sample goes to `path`).
+    pub routes: Vec<RouteSpec>,
     /// Values this check takes from its answer for later checks.
     pub captures: Vec<capture::Capture>,
     /// The `${captured.NAME}`s this check uses (captured by earlier checks).
@@ -320,6 +332,7 @@ impl PlanSpec {
                 flaky: Flaky::Pass,
                 sampling: None,
                 thresholds: Thresholds::default(),
+                routes: Vec::new(),
                 captures: Vec::new(),
                 uses_captures: Vec::new(),
                 expect: Expectations::default(),
@@ -397,6 +410,8 @@ pub struct Check {
     pub flaky: Flaky,
     pub sampling: Option<Sampling>,
     pub thresholds: Thresholds,
+    /// A sampled check's routes, each a runnable request with its weight.
+    pub routes: Vec<(std::sync::Arc<Check>, u32)>,
     pub captures: Vec<capture::Capture>,
     /// Set when the check uses captured values: it is filled in when they are known, and until
     /// then its URL is only the target's.

@@ -138,6 +138,9 @@ pub(crate) struct Context {
 /// Requests to the target carry the certificate's name; the client sends them to the target's
 /// own address (see `crate::http::client_for`).
 fn send_to_server_name(check: &mut Check, server_name: Option<&(String, String, u16)>) {
+    for (route, _) in &mut check.routes {
+        send_to_server_name(Arc::make_mut(route), server_name);
+    }
     if let Some((name, host, port)) = server_name {
         if check.url.scheme() == "https"
             && check.url.host_str() == Some(host.as_str())
@@ -173,6 +176,7 @@ fn deferred_check(
         flaky: spec.flaky,
         sampling: spec.sampling.clone(),
         thresholds: spec.thresholds.clone(),
+        routes: Vec::new(),
         captures: Visible(&context.not_secret).captures(&spec.captures),
         deferred: Some(Arc::new(Deferred {
             spec: spec.clone(),
@@ -430,6 +434,22 @@ fn resolve_check(
         }
     }
 
+    let mut routes = Vec::with_capacity(spec.routes.len());
+    for (i, route) in spec.routes.iter().enumerate() {
+        let route_spec = CheckSpec {
+            method: route.method.clone(),
+            path: route.path.clone(),
+            headers: route.headers.clone(),
+            body: route.body.clone(),
+            routes: Vec::new(),
+            captures: Vec::new(),
+            ..spec.clone()
+        };
+        let route_at = format!("{at}.routes[{i}]");
+        if let Some(check) = resolve_check(&route_spec, &route_at, target, env, visible, found) {
+            routes.push((Arc::new(check), route.weight));
+        }
+    }
     let (url, display) = joined?;
     (found.errors.len() == errors_before).then(|| Check {
         name: spec.name.clone(),
@@ -445,6 +465,7 @@ fn resolve_check(
         flaky: spec.flaky,
         sampling: spec.sampling.clone(),
         thresholds: spec.thresholds.clone(),
+        routes,
         captures: visible.captures(&spec.captures),
         deferred: None,
         expect: Arc::new(expect),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::document::{
     read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, ReadyDocument,
-    SamplesDocument, StageDocument, ThresholdsDocument, TlsDocument,
+    RouteDocument, SamplesDocument, StageDocument, ThresholdsDocument, TlsDocument,
 };
 use super::target::{has_scheme, parse_absolute, Target};
 use super::*;
@@ -336,6 +336,7 @@ fn validate_checks(
             path,
             headers,
             body,
+            routes: route_documents,
             timeout,
             retries,
             retry_delay,
@@ -354,31 +355,27 @@ fn validate_checks(
                 format!("\"{name}\" is used by an earlier check; names must be unique"),
             );
         }
-        let method = match method.as_deref().map(str::to_ascii_uppercase).as_deref() {
-            None | Some("GET") => Method::GET,
-            Some("HEAD") => Method::HEAD,
-            Some("POST") => Method::POST,
-            Some("PUT") => Method::PUT,
-            Some("PATCH") => Method::PATCH,
-            Some("DELETE") => Method::DELETE,
-            Some("OPTIONS") => Method::OPTIONS,
-            Some(other) => {
-                p.error(
-                    format!("{at}.method"),
-                    format!(
-                        "\"{other}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-                    ),
-                );
-                Method::GET
-            }
-        };
-        let path = validate_path(&path, &format!("{at}.path"), p);
+        let method = parse_method(method.as_deref(), &format!("{at}.method"), p);
         let mut merged = defaults.headers.clone();
         for (name, value) in validate_headers(&headers, &format!("{at}.headers"), p) {
             merged.retain(|(n, _)| *n != name);
             merged.push((name, value));
         }
         let body = body.and_then(|b| p.template(&format!("{at}.body"), &b));
+        let routes = route_documents
+            .map(|documents| validate_routes(documents, &at, &method, &merged, body.as_ref(), p))
+            .unwrap_or_default();
+        let path = match (&path, routes.first()) {
+            (Some(path), _) => validate_path(path, &format!("{at}.path"), p),
+            (None, Some(first)) => Some(first.path.clone()),
+            (None, None) => {
+                p.error(
+                    at.clone(),
+                    "missing field `path` (or `routes`, for a sampled check)",
+                );
+                None
+            }
+        };
         check_limits(&at, timeout, retries, p);
         let expect_document = expect
             .and_then(|e| read::<ExpectDocument>(e, &format!("{at}.expect"), &mut p.errors))
@@ -401,6 +398,12 @@ fn validate_checks(
             }
         };
         let sampling = samples.and_then(|v| validate_samples(v, &format!("{at}.samples"), p));
+        if !routes.is_empty() && sampling.is_none() {
+            p.error(
+                format!("{at}.routes"),
+                "routes spread a sampled check's requests; add `samples:` (for example `samples: {rate: 50/s, duration: 30s}`)",
+            );
+        }
         let thresholds_value = match thresholds {
             Some(v) if sampling.is_some() => {
                 validate_thresholds(v, &format!("{at}.thresholds"), sampling.as_ref(), p)
@@ -435,7 +438,19 @@ fn validate_checks(
                 Err(message) => p.error(capture_at, message),
             }
         }
-        let uses_captures = captured_names(path.as_ref(), &merged, body.as_ref(), &expect);
+        let mut uses_captures = captured_names(path.as_ref(), &merged, body.as_ref(), &expect);
+        for route in &routes {
+            for name in captured_names(
+                Some(&route.path),
+                &route.headers,
+                route.body.as_ref(),
+                &Expectations::default(),
+            ) {
+                if !uses_captures.contains(&name) {
+                    uses_captures.push(name);
+                }
+            }
+        }
         for used in &uses_captures {
             if !captured_before.contains(used) {
                 p.error(
@@ -461,6 +476,7 @@ fn validate_checks(
             flaky,
             sampling,
             thresholds: thresholds_value,
+            routes,
             captures,
             uses_captures,
             expect,
@@ -513,6 +529,88 @@ fn validate_path(path: &str, at: &str, p: &mut Problems) -> Option<Template> {
         }
         None => Some(template),
     }
+}
+
+fn parse_method(method: Option<&str>, at: &str, p: &mut Problems) -> Method {
+    match method.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("GET") => Method::GET,
+        Some("HEAD") => Method::HEAD,
+        Some("POST") => Method::POST,
+        Some("PUT") => Method::PUT,
+        Some("PATCH") => Method::PATCH,
+        Some("DELETE") => Method::DELETE,
+        Some("OPTIONS") => Method::OPTIONS,
+        Some(other) => {
+            p.error(
+                at,
+                format!("\"{other}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+            );
+            Method::GET
+        }
+    }
+}
+
+const MAX_ROUTES: usize = 20;
+const MAX_WEIGHT: u32 = 100;
+
+/// A sampled check's routes: each inherits the check's method, headers and body unless it says
+/// otherwise.
+fn validate_routes(
+    documents: Vec<Value>,
+    at: &str,
+    method: &Method,
+    headers: &[(HeaderName, Template)],
+    body: Option<&Template>,
+    p: &mut Problems,
+) -> Vec<RouteSpec> {
+    if documents.is_empty() || documents.len() > MAX_ROUTES {
+        p.error(
+            format!("{at}.routes"),
+            format!(
+                "between 1 and {MAX_ROUTES} routes, found {}",
+                documents.len()
+            ),
+        );
+        return Vec::new();
+    }
+    let mut routes = Vec::new();
+    for (i, value) in documents.into_iter().enumerate() {
+        let route_at = format!("{at}.routes[{i}]");
+        let Some(doc) = read::<RouteDocument>(value, &route_at, &mut p.errors) else {
+            continue;
+        };
+        let route_method = match doc.method.as_deref() {
+            Some(m) => parse_method(Some(m), &format!("{route_at}.method"), p),
+            None => method.clone(),
+        };
+        let mut merged = headers.to_vec();
+        for (name, value) in validate_headers(&doc.headers, &format!("{route_at}.headers"), p) {
+            merged.retain(|(n, _)| *n != name);
+            merged.push((name, value));
+        }
+        let route_body = match doc.body {
+            Some(b) => p.template(&format!("{route_at}.body"), &b),
+            None => body.cloned(),
+        };
+        let weight = doc.weight.unwrap_or(1);
+        if !(1..=MAX_WEIGHT).contains(&weight) {
+            p.error(
+                format!("{route_at}.weight"),
+                format!("must be between 1 and {MAX_WEIGHT}, found {weight}"),
+            );
+        }
+        let Some(path) = validate_path(&doc.path, &format!("{route_at}.path"), p) else {
+            continue;
+        };
+        routes.push(RouteSpec {
+            method: route_method,
+            path,
+            headers: merged,
+            body: route_body,
+            weight: weight.clamp(1, MAX_WEIGHT),
+        });
+    }
+    routes
 }
 
 /// The `${captured.NAME}`s a check uses, wherever it may use them.

@@ -78,6 +78,17 @@ pub struct Population {
     /// Open model: arrivals sent noticeably after their time, with room to send them.
     #[serde(skip_serializing_if = "is_zero")]
     pub late: u64,
+    /// Per route, when the check has routes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteTally>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RouteTally {
+    pub request: String,
+    pub weight: u32,
+    pub sent: u64,
+    pub errors: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -130,6 +141,8 @@ fn format_ms(ms: f64) -> String {
 
 #[derive(Default)]
 struct Tally {
+    /// Per route: sent, errors.
+    per_route: Vec<(u64, u64)>,
     latencies: Histogram,
     answered: u64,
     cut_short: u64,
@@ -139,7 +152,14 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, attempt: &Attempt) {
+    /// `label` names the route, when there are several, so reasons say where they came from.
+    fn add(&mut self, route: usize, label: Option<&str>, attempt: &Attempt) {
+        if let Some(counts) = self.per_route.get_mut(route) {
+            counts.0 += 1;
+            if !attempt.cut_short && attempt.outcome != Outcome::Passed {
+                counts.1 += 1;
+            }
+        }
         if attempt.cut_short {
             self.cut_short += 1;
             return;
@@ -152,7 +172,10 @@ impl Tally {
             return;
         }
         self.errors += 1;
-        let reason = attempt.outcome.reason();
+        let reason = match label {
+            Some(label) => format!("{label}: {}", attempt.outcome.reason()),
+            None => attempt.outcome.reason(),
+        };
         if let Some(known) = self.reasons.iter_mut().find(|r| r.reason == reason) {
             known.count += 1;
         } else if self.reasons.len() < REASONS_KEPT {
@@ -172,7 +195,11 @@ pub async fn run_samples(
     thresholds: &Thresholds,
     deadline: Deadline,
 ) -> (Outcome, Population) {
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let routes = Routes::of(check);
+    let tally = Arc::new(Mutex::new(Tally {
+        per_route: vec![(0, 0); routes.targets.len()],
+        ..Tally::default()
+    }));
     let sent = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut dropped = 0;
@@ -180,35 +207,93 @@ pub async fn run_samples(
     let stopped_early = match (sampling.rate, sampling.duration) {
         (Some(rate), Some(duration)) => {
             let run = open(
-                client, check, sampling, rate, duration, deadline, &tally, &sent,
+                client, &routes, sampling, rate, duration, deadline, &tally, &sent,
             )
             .await;
             dropped = run.dropped;
             late = run.late;
             run.stopped_early
         }
-        _ => closed(client, check, sampling, deadline, &tally, &sent).await,
+        _ => closed(client, &routes, sampling, deadline, &tally, &sent).await,
     };
     let elapsed = started.elapsed();
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
     let sent = sent.load(Ordering::Relaxed);
-    judge(
+    let (outcome, mut population) = judge(
         check,
         sampling,
         thresholds,
-        tally,
+        &tally,
         sent,
         dropped,
         late,
         stopped_early,
         elapsed,
-    )
+    );
+    if !check.routes.is_empty() {
+        population.routes = routes
+            .targets
+            .iter()
+            .zip(&tally.per_route)
+            .map(|((route, weight), (sent, errors))| RouteTally {
+                request: route.request_line.clone(),
+                weight: *weight,
+                sent: *sent,
+                errors: *errors,
+            })
+            .collect();
+    }
+    (outcome, population)
+}
+
+/// Where each sample goes: the check itself, or its routes in proportion to their weights, in
+/// a fixed interleaved order (smooth weighted round robin: weights 3 and 1 give a a b a, …).
+struct Routes {
+    targets: Vec<(Arc<Check>, u32)>,
+    schedule: Vec<usize>,
+}
+
+impl Routes {
+    fn of(check: &Check) -> Self {
+        if check.routes.is_empty() {
+            return Routes {
+                targets: vec![(Arc::new(check.clone()), 1)],
+                schedule: vec![0],
+            };
+        }
+        let targets = check.routes.clone();
+        let total: i64 = targets.iter().map(|(_, w)| i64::from(*w)).sum();
+        let mut current = vec![0i64; targets.len()];
+        let mut schedule = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            for (c, (_, w)) in current.iter_mut().zip(&targets) {
+                *c += i64::from(*w);
+            }
+            let (best, _) = current
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
+                .expect("at least one route");
+            current[best] -= total;
+            schedule.push(best);
+        }
+        Routes { targets, schedule }
+    }
+
+    fn label(&self, route: usize) -> Option<&str> {
+        (self.targets.len() > 1).then(|| self.targets[route].0.request_line.as_str())
+    }
+
+    fn pick(&self, n: u64) -> (usize, &Arc<Check>) {
+        let index = self.schedule[(n % self.schedule.len() as u64) as usize];
+        (index, &self.targets[index].0)
+    }
 }
 
 /// Closed model: `concurrency` workers, each sending the next sample when its last one ends.
 async fn closed(
     client: &reqwest::Client,
-    check: &Check,
+    routes: &Routes,
     sampling: &Sampling,
     deadline: Deadline,
     tally: &Arc<Mutex<Tally>>,
@@ -225,8 +310,9 @@ async fn closed(
                 return false;
             }
             sent.fetch_add(1, Ordering::Relaxed);
+            let (route, check) = routes.pick(n);
             let attempt = exchange(client, check, deadline, 1).await;
-            lock(tally).add(&attempt);
+            lock(tally).add(route, routes.label(route), &attempt);
         }
     };
     let workers = (0..sampling.concurrency.max(1)).map(|_| worker());
@@ -244,7 +330,7 @@ struct OpenRun {
 #[allow(clippy::too_many_arguments)]
 async fn open(
     client: &reqwest::Client,
-    check: &Check,
+    routes: &Routes,
     sampling: &Sampling,
     rate: f64,
     duration: Duration,
@@ -256,7 +342,6 @@ async fn open(
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
     let mut in_flight = tokio::task::JoinSet::new();
-    let check = Arc::new(check.clone());
     let mut run = OpenRun {
         dropped: 0,
         late: 0,
@@ -282,10 +367,12 @@ async fn open(
             run.late += 1;
         }
         sent.fetch_add(1, Ordering::Relaxed);
-        let (client, check, tally) = (client.clone(), Arc::clone(&check), tally.clone());
+        let (route, check) = routes.pick(i);
+        let label = routes.label(route).map(str::to_string);
+        let (client, check, tally) = (client.clone(), Arc::clone(check), tally.clone());
         in_flight.spawn(async move {
             let attempt = exchange(&client, &check, deadline, 1).await;
-            lock(&tally).add(&attempt);
+            lock(&tally).add(route, label.as_deref(), &attempt);
             drop(permit);
         });
     }
@@ -332,7 +419,7 @@ fn judge(
     check: &Check,
     sampling: &Sampling,
     thresholds: &Thresholds,
-    tally: Tally,
+    tally: &Tally,
     sent: u64,
     dropped: u64,
     late: u64,
@@ -383,7 +470,7 @@ fn judge(
         cut_short: tally.cut_short,
         errors: tally.errors,
         error_rate,
-        failures: tally.reasons,
+        failures: tally.reasons.clone(),
         other_failures: (tally.other > 0).then_some(tally.other),
         latency_ms,
         thresholds: judged,
@@ -391,6 +478,7 @@ fn judge(
         achieved_rate,
         dropped,
         late,
+        routes: Vec::new(),
     };
 
     let min_samples = thresholds
