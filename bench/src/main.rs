@@ -161,6 +161,113 @@ async fn invocation(
     Ok((wall, busy, rss))
 }
 
+struct Load {
+    ours_rate: f64,
+    wrk_rate: f64,
+    rss_kib: u64,
+    overhead_ms: f64,
+}
+
+/// The hook sends `requests` requests in one sampled check; then wrk loads the same server for the
+/// same time. Medians over `runs`.
+async fn load_versus_wrk(subject: &Subject, requests: u64, runs: usize) -> Result<Load> {
+    let wrk = which("wrk").context("wrk is not installed (apt-get install wrk)")?;
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = busy.clone();
+    let server = greenlight_fakes::server::LoopbackServer::start(move |_request| {
+        let counted = counted.clone();
+        async move {
+            let started = Instant::now();
+            let response = greenlight_fakes::server::respond(200, "text/plain", "ok");
+            counted.fetch_add(
+                started.elapsed().as_nanos() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            response
+        }
+    })
+    .await?;
+    let (mut ours, mut theirs, mut rss, mut overhead) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for n in 0..runs {
+        let (api, codedeploy) = (RuntimeApi::start().await, FakeCodeDeploy::start().await);
+        let plan = json!({
+            "version": 1,
+            "budget": "10m",
+            "checks": [{"name": "load", "path": "/", "timeout": "10s",
+                        "samples": {"count": requests, "concurrency": 16},
+                        "thresholds": {"errors": "0%"}}],
+        });
+        let process = subject.spawn(
+            &api,
+            &[
+                ("AWS_ENDPOINT_URL_CODEDEPLOY", codedeploy.url()),
+                ("GREENLIGHT_TEST_URL", server.url()),
+                ("GREENLIGHT_PLAN", plan.to_string()),
+                ("GREENLIGHT_INVOCATION_TIMEOUT", "600s".into()),
+            ],
+        )?;
+        api.wait_for_first_poll(Duration::from_secs(30))
+            .await
+            .context("the function never polled")?;
+        let busy_before = busy.load(std::sync::atomic::Ordering::Relaxed);
+        let started = Instant::now();
+        let answer = api
+            .invoke(event(10_000 + n), Duration::from_secs(600))
+            .await;
+        let wall = started.elapsed();
+        let server_ns = busy.load(std::sync::atomic::Ordering::Relaxed) - busy_before;
+        rss.push(process.peak_rss_kib().unwrap_or_default() as f64);
+        let output = process.output();
+        process.stop().await;
+        if !matches!(answer, InvocationResult::Response(_))
+            || codedeploy.reported_statuses() != vec!["Succeeded"]
+        {
+            bail!(
+                "the load invocation did not succeed ({answer:?}); the function printed:\n{output}"
+            );
+        }
+        ours.push(requests as f64 / wall.as_secs_f64());
+        overhead
+            .push((wall.as_secs_f64() * 1000.0 * 16.0 - server_ns as f64 / 1e6) / requests as f64);
+        let seconds = wall.as_secs().max(2);
+        let out = std::process::Command::new(&wrk)
+            .args([
+                "-t2",
+                "-c16",
+                &format!("-d{seconds}s"),
+                &format!("{}/", server.url()),
+            ])
+            .output()
+            .context("running wrk")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rate = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .with_context(|| format!("wrk printed no rate:\n{text}"))?;
+        theirs.push(rate);
+        eprintln!(
+            "load: greenlight {:.0}/s, wrk {rate:.0}/s",
+            ours.last().unwrap()
+        );
+    }
+    Ok(Load {
+        ours_rate: median(ours),
+        wrk_rate: median(theirs),
+        rss_kib: median(rss) as u64,
+        overhead_ms: median(overhead),
+    })
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
+
 /// Alarm event in → `StopDeployment` received, with one warm alarm-rollback process.
 async fn alarm_to_stop(bootstrap: &Path, runs: usize) -> Result<(f64, f64)> {
     let (api, codedeploy) = (RuntimeApi::start().await, FakeCodeDeploy::start().await);
@@ -393,7 +500,42 @@ async fn run() -> Result<()> {
     });
     notes.push(format!("The 1-check figure carries the whole fixed cost of an invocation (event, report to CodeDeploy, answer): {:.2} ms.", per_n[0].1));
 
-    // 5. Alarm → stop.
+    // 5. Load: greenlight's sampled check against wrk, on the same lean loopback server at the
+    // same concurrency.
+    let requests: u64 = if args.quick { 10_000 } else { 100_000 };
+    match load_versus_wrk(&Subject::Rust(bootstrap(HOOK)), requests, runs).await {
+        Ok(load) => {
+            let ratio = load.ours_rate / load.wrk_rate;
+            rows.push(Row {
+                figure: format!("Load probe, {requests} requests at 16 in flight: request rate"),
+                ours: format!("{:.0}/s", load.ours_rate),
+                peer: format!("{:.0}/s (wrk)", load.wrk_rate),
+                ratio: format!("{:.0}%", ratio * 100.0),
+                target: "≥ 90% of wrk".into(),
+                met: Some(ratio >= 0.9),
+            });
+            rows.push(Row {
+                figure: format!("Load probe, {requests} requests: peak RSS"),
+                ours: format!("{:.1} MiB", load.rss_kib as f64 / 1024.0),
+                peer: "-".into(),
+                ratio: "-".into(),
+                target: "≤ 32 MiB".into(),
+                met: Some(load.rss_kib <= 32 * 1024),
+            });
+            rows.push(Row {
+                figure: "Load probe: cost per request over the server's own time".into(),
+                ours: format!("{:.3} ms", load.overhead_ms),
+                peer: "-".into(),
+                ratio: "-".into(),
+                target: "< 0.2 ms".into(),
+                met: Some(load.overhead_ms < 0.2),
+            });
+            notes.push(format!("Load: both send GET / to the same hyper server on 127.0.0.1 (no logging), 16 requests in flight: wrk with 2 threads for as long as greenlight took, greenlight as the after-allow-test-traffic hook running one check with `samples: {{count: {requests}, concurrency: 16}}` (each answer judged). The machine's 2 cores are shared by the server and the load generator in both cases. Cost per request is the invocation's time × 16 ÷ requests, less the server's own time per request."));
+        }
+        Err(e) => notes.push(format!("Load figures not measured: {e}")),
+    }
+
+    // 6. Alarm → stop.
     let (cold, warm) = alarm_to_stop(&bootstrap("alarm-rollback"), runs.max(3)).await?;
     rows.push(Row {
         figure: "Alarm event in → StopDeployment out (warm)".into(),

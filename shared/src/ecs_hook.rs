@@ -494,4 +494,42 @@ mod tests {
             HookStatus::Failed
         );
     }
+
+    #[test]
+    fn an_inconclusive_verification_is_asked_again_within_the_stages_bounds() {
+        let report = crate::verdict::CheckReport {
+            name: "load".into(),
+            request: "GET /".into(),
+            outcome: crate::Outcome::Inconclusive {
+                cause: "time ran out: 40 of 200 samples answered".into(),
+            },
+            attempts: 40,
+            status: None,
+            latency: None,
+            elapsed: Duration::from_secs(5),
+            earlier: Vec::new(),
+            samples: None,
+            ready: false,
+            captured: Vec::new(),
+        };
+        let verdict = Verdict::from_checks(vec![report], Duration::from_secs(5));
+        assert!(!verdict.succeeded(), "inconclusive never passes");
+        assert!(
+            verdict.reason.contains("load inconclusive: time ran out"),
+            "{}",
+            verdict.reason
+        );
+        let again = decide(&verdict, Some(&stage(2, None)), Progress::default(), 0);
+        assert_eq!(again.hook_status, HookStatus::InProgress);
+        assert_eq!(again.call_back_delay, Some(20));
+        let spent = Progress {
+            attempts: 1,
+            first_failure_at_ms: Some(0),
+            last_reason: None,
+        };
+        assert_eq!(
+            decide(&verdict, Some(&stage(2, None)), spent, 20_000).hook_status,
+            HookStatus::Failed
+        );
+    }
 }

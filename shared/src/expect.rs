@@ -12,11 +12,12 @@ use serde_json::Value;
 
 use crate::duration::format_duration;
 use crate::judge::{jsonpath::values_equal, Budget, Exhausted, JsonPath, Pattern};
-use crate::plan::StatusMatcher;
 use crate::secrets;
 
 pub mod assertion;
+pub mod status;
 use assertion::Assertion;
+use status::StatusMatcher;
 
 /// What a check expects of an answer. The default accepts any 2xx or 3xx status.
 #[derive(Debug, Clone)]

@@ -26,6 +26,7 @@ pub mod report;
 pub mod rollback;
 pub mod sample;
 pub mod secrets;
+pub mod suggest;
 pub mod timestamp;
 pub mod verdict;
 pub mod verify;

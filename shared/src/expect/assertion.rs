@@ -378,7 +378,7 @@ fn predicate(
         other => {
             let nearest = PREDICATES
                 .iter()
-                .find(|p| crate::plan::similar(other, p))
+                .find(|p| crate::suggest::similar(other, p))
                 .map(|p| format!("; did you mean `{p}`?"))
                 .unwrap_or_default();
             problem(format!(

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::FieldError;
 use crate::duration::serde_text as duration;
+use crate::suggest::edit_distance;
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PlanDocument {
@@ -383,21 +384,6 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
     let mut probe = Probe(None);
     let _ = T::deserialize(&mut probe);
     probe.0.unwrap_or(&[])
-}
-
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substituted = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substituted.min(row[j] + 1).min(row[j + 1] + 1);
-        }
-    }
-    row[b.len()]
 }
 
 /// Header maps accept any scalar (YAML `x-smoke: 1` is a number) and keep it as text.

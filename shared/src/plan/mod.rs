@@ -13,7 +13,6 @@ pub mod capture;
 mod document;
 mod resolve;
 pub mod retry;
-pub mod status;
 pub mod target;
 mod validate;
 pub mod vars;
@@ -25,11 +24,11 @@ use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{Method, Url};
 
 use crate::env::Env;
+pub use crate::expect::status::StatusMatcher;
 use crate::expect::Expectations;
 use crate::sample::threshold::Thresholds;
 use crate::sample::Sampling;
 pub use retry::RetryOn;
-pub use status::StatusMatcher;
 pub use vars::Template;
 
 /// Limits that keep a plan from exhausting a small Lambda function.
@@ -108,11 +107,6 @@ impl PlanError {
             other => vec![other.to_string().trim_start_matches("plan: ").to_string()],
         }
     }
-}
-
-/// Whether `written` is probably a typo of `known` (for "did you mean" suggestions).
-pub(crate) fn similar(written: &str, known: &str) -> bool {
-    document::edit_distance(written, known) <= 2.max(known.len() / 4)
 }
 
 fn join(errors: &[FieldError]) -> String {
