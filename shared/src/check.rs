@@ -357,67 +357,40 @@ pub(crate) async fn exchange(
         }
         let latency = started.elapsed();
         phase.store(JUDGING_ANSWER, Ordering::Relaxed);
-        let permit = JUDGING
-            .acquire()
-            .await
-            .map_err(|_| "judging is unavailable".to_string())?;
-        let expect = check.expect.clone();
-        let captures = check.captures.clone();
         let secret_captures: Vec<String> = check
             .captures
             .iter()
             .filter(|c| c.secret)
             .map(|c| c.name.clone())
             .collect();
-        let judged = tokio::task::spawn_blocking(move || {
-            // The body's memory is given back when the body itself is dropped, even if the
-            // attempt's time limit ended first.
-            let _permits = (permit, held);
-            let seen = Observed {
-                status,
-                headers: &headers,
-                body: &body,
-                body_truncated: truncated,
-                latency,
-            };
-            let mut budget = Budget::new(STEPS_PER_CHECK, Some(judge_by));
-            let mut failures = expect.judge(&seen, &mut budget)?;
-            let mut captured = Vec::new();
-            if failures.is_empty() && !captures.is_empty() {
-                let text = String::from_utf8_lossy(&body);
-                let document = serde_json::from_slice::<serde_json::Value>(&body).ok();
-                for capture in &captures {
-                    let taken = capture
-                        .take(document.as_ref(), &headers, &text, &mut budget)
-                        .map_err(|why| crate::expect::Unjudged {
-                            expectation: format!("capture {}", capture.name),
-                            why,
-                        })?;
-                    match taken {
-                        Some(value) => captured.push((capture.name.clone(), value)),
-                        None => failures.push(crate::expect::Failure {
-                            expectation: format!("capture {}", capture.name),
-                            expected: format!("a value at {}", capture.label),
-                            measured: "nothing".into(),
-                        }),
-                    }
-                }
-                if !failures.is_empty() {
-                    captured.clear();
-                }
-                // Captured values are secrets unless the plan lists `captured.NAME` in
-                // `not_secret`: registered before any report can show them.
-                crate::secrets::global().add(
-                    captured
-                        .iter()
-                        .filter(|(name, _)| secret_captures.contains(name))
-                        .map(|(_, v)| v.as_str()),
-                );
-            }
-            Ok::<_, crate::expect::Unjudged>((failures, captured))
-        })
-        .await
-        .map_err(|e| format!("judging the answer failed: {e}"))?;
+        let answer = Answer {
+            status,
+            headers,
+            body,
+            truncated,
+            latency,
+        };
+        let judged = if answer.body.len() <= INLINE_JUDGING_BYTES {
+            // A small answer is judged where it arrived: handing it to another thread would cost
+            // more than judging it, and its work is bounded by the budget.
+            drop(held);
+            answer.judge(&check.expect, &check.captures, &secret_captures, judge_by)
+        } else {
+            let permit = JUDGING
+                .acquire()
+                .await
+                .map_err(|_| "judging is unavailable".to_string())?;
+            let expect = check.expect.clone();
+            let captures = check.captures.clone();
+            tokio::task::spawn_blocking(move || {
+                // The body's memory is given back when the body itself is dropped, even if the
+                // attempt's time limit ended first.
+                let _permits = (permit, held);
+                answer.judge(&expect, &captures, &secret_captures, judge_by)
+            })
+            .await
+            .map_err(|e| format!("judging the answer failed: {e}"))?
+        };
         Ok::<_, String>((status, latency, judged))
     };
     match tokio::time::timeout(limit, exchange).await {
@@ -477,6 +450,73 @@ pub(crate) async fn exchange(
                 captured,
             }
         }
+    }
+}
+
+/// Answers up to this size are judged on the async worker that read them (at most a few
+/// milliseconds of bounded work); larger ones on the blocking pool, two at a time.
+const INLINE_JUDGING_BYTES: usize = 4 * 1024;
+
+/// What came back, to be judged.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    truncated: bool,
+    latency: Duration,
+}
+
+impl Answer {
+    /// The expectations not met, and (when they all were) what the check captures.
+    fn judge(
+        &self,
+        expect: &crate::expect::Expectations,
+        captures: &[crate::plan::capture::Capture],
+        secret_captures: &[String],
+        judge_by: std::time::Instant,
+    ) -> Result<(Vec<crate::expect::Failure>, Vec<(String, String)>), crate::expect::Unjudged> {
+        let seen = Observed {
+            status: self.status,
+            headers: &self.headers,
+            body: &self.body,
+            body_truncated: self.truncated,
+            latency: self.latency,
+        };
+        let mut budget = Budget::new(STEPS_PER_CHECK, Some(judge_by));
+        let mut failures = expect.judge(&seen, &mut budget)?;
+        let mut captured = Vec::new();
+        if failures.is_empty() && !captures.is_empty() {
+            let text = String::from_utf8_lossy(&self.body);
+            let document = serde_json::from_slice::<serde_json::Value>(&self.body).ok();
+            for capture in captures {
+                let taken = capture
+                    .take(document.as_ref(), &self.headers, &text, &mut budget)
+                    .map_err(|why| crate::expect::Unjudged {
+                        expectation: format!("capture {}", capture.name),
+                        why,
+                    })?;
+                match taken {
+                    Some(value) => captured.push((capture.name.clone(), value)),
+                    None => failures.push(crate::expect::Failure {
+                        expectation: format!("capture {}", capture.name),
+                        expected: format!("a value at {}", capture.label),
+                        measured: "nothing".into(),
+                    }),
+                }
+            }
+            if !failures.is_empty() {
+                captured.clear();
+            }
+            // Captured values are secrets unless the plan lists `captured.NAME` in
+            // `not_secret`: registered before any report can show them.
+            crate::secrets::global().add(
+                captured
+                    .iter()
+                    .filter(|(name, _)| secret_captures.contains(name))
+                    .map(|(_, v)| v.as_str()),
+            );
+        }
+        Ok((failures, captured))
     }
 }
 
