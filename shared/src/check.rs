@@ -457,6 +457,9 @@ pub(crate) async fn exchange(
 /// milliseconds of bounded work); larger ones on the blocking pool, two at a time.
 const INLINE_JUDGING_BYTES: usize = 4 * 1024;
 
+/// The expectations an answer did not meet, and what the check captured from it.
+type Judged = (Vec<crate::expect::Failure>, Vec<(String, String)>);
+
 /// What came back, to be judged.
 struct Answer {
     status: u16,
@@ -474,7 +477,7 @@ impl Answer {
         captures: &[crate::plan::capture::Capture],
         secret_captures: &[String],
         judge_by: std::time::Instant,
-    ) -> Result<(Vec<crate::expect::Failure>, Vec<(String, String)>), crate::expect::Unjudged> {
+    ) -> Result<Judged, crate::expect::Unjudged> {
         let seen = Observed {
             status: self.status,
             headers: &self.headers,
