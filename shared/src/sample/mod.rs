@@ -195,7 +195,7 @@ pub async fn run_samples(
     thresholds: &Thresholds,
     deadline: Deadline,
 ) -> (Outcome, Population) {
-    let routes = Routes::of(check);
+    let routes = Arc::new(Routes::of(check));
     let tally = Arc::new(Mutex::new(Tally {
         per_route: vec![(0, 0); routes.targets.len()],
         ..Tally::default()
@@ -293,30 +293,46 @@ impl Routes {
 /// Closed model: `concurrency` workers, each sending the next sample when its last one ends.
 async fn closed(
     client: &reqwest::Client,
-    routes: &Routes,
+    routes: &Arc<Routes>,
     sampling: &Sampling,
     deadline: Deadline,
     tally: &Arc<Mutex<Tally>>,
     sent: &Arc<AtomicU64>,
 ) -> bool {
-    let next = AtomicU64::new(0);
-    let worker = || async {
-        loop {
-            if deadline.remaining() < MIN_ATTEMPT {
-                return true;
+    let next = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    // Each worker is a task of its own, so the workers spread over the runtime's threads.
+    for _ in 0..sampling.concurrency.max(1) {
+        let (client, routes, tally, sent, next) = (
+            client.clone(),
+            routes.clone(),
+            tally.clone(),
+            sent.clone(),
+            next.clone(),
+        );
+        let count = sampling.count;
+        workers.spawn(async move {
+            loop {
+                if deadline.remaining() < MIN_ATTEMPT {
+                    return true;
+                }
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= count {
+                    return false;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                let (route, check) = routes.pick(n);
+                let attempt = exchange(&client, check, deadline, 1).await;
+                lock(&tally).add(route, routes.label(route), &attempt);
             }
-            let n = next.fetch_add(1, Ordering::Relaxed);
-            if n >= sampling.count {
-                return false;
-            }
-            sent.fetch_add(1, Ordering::Relaxed);
-            let (route, check) = routes.pick(n);
-            let attempt = exchange(client, check, deadline, 1).await;
-            lock(tally).add(route, routes.label(route), &attempt);
-        }
-    };
-    let workers = (0..sampling.concurrency.max(1)).map(|_| worker());
-    futures_join_all(workers).await.into_iter().any(|s| s)
+        });
+    }
+    let mut stopped_early = false;
+    while let Some(ended) = workers.join_next().await {
+        // A worker that panicked stopped early; the others carry on.
+        stopped_early |= ended.unwrap_or(true);
+    }
+    stopped_early
 }
 
 struct OpenRun {
@@ -383,35 +399,6 @@ async fn open(
 
 fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     tally.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs futures on the current task, all at once (no `futures` crate needed for this one use).
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => *output = Some(value),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future ended"))
-        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
