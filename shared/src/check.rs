@@ -74,18 +74,8 @@ pub async fn run_check_with(
         return run_filled(client, check, deadline).await;
     };
     let started = Instant::now();
-    let not_run = |cause: String| CheckReport {
-        name: check.name.clone(),
-        request: check.request_line.clone(),
-        outcome: Outcome::Errored { cause },
-        attempts: 0,
-        status: None,
-        latency: None,
-        elapsed: started.elapsed(),
-        earlier: Vec::new(),
-        samples: None,
-        ready: false,
-        captured: Vec::new(),
+    let not_run = |cause: String| {
+        CheckReport::errored(&check.name, &check.request_line, cause, started.elapsed())
     };
     let waited = tokio::time::timeout_at(deadline.instant(), board.wait_for(&deferred.names)).await;
     let Ok(values) = waited else {

@@ -86,6 +86,23 @@ pub struct AttemptRecord {
 }
 
 impl CheckReport {
+    /// A check that could not run or finish: `Errored` with `cause`, nothing measured.
+    pub fn errored(name: &str, request: &str, cause: String, elapsed: Duration) -> Self {
+        CheckReport {
+            name: name.to_string(),
+            request: request.to_string(),
+            outcome: Outcome::Errored { cause },
+            attempts: 0,
+            status: None,
+            latency: None,
+            elapsed,
+            earlier: Vec::new(),
+            samples: None,
+            ready: false,
+            captured: Vec::new(),
+        }
+    }
+
     /// One line (two when it did not pass): outcome, name padded to `width`, request, what was
     /// measured, and the reason.
     pub fn line(&self, width: usize) -> String {

@@ -187,19 +187,7 @@ pub async fn verify_isolated(
 
 fn unfinished(plan: &Plan, index: usize, cause: String, started: Instant) -> CheckReport {
     let check = &plan.checks[index];
-    CheckReport {
-        name: check.name.clone(),
-        request: check.request_line.clone(),
-        outcome: Outcome::Errored { cause },
-        attempts: 0,
-        status: None,
-        latency: None,
-        elapsed: started.elapsed(),
-        earlier: Vec::new(),
-        samples: None,
-        ready: false,
-        captured: Vec::new(),
-    }
+    CheckReport::errored(&check.name, &check.request_line, cause, started.elapsed())
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -280,6 +280,17 @@ fn fill(
     fill_in(template, path, env, &|name| visible.variable(name), found)
 }
 
+/// Fills in the `${VAR}`s of a text of the plan in place (left as written on error).
+fn fill_text(text: &mut String, path: &str, env: &Env, visible: &Visible<'_>, found: &mut Found) {
+    if let Some(s) = Template::parse(text)
+        .map_err(|m| found.error(path, m))
+        .ok()
+        .and_then(|t| fill(&t, path, env, visible, found))
+    {
+        *text = s.value;
+    }
+}
+
 fn fill_in(
     template: &Template,
     path: &str,
@@ -387,50 +398,36 @@ fn resolve_check(
 
     let mut expect = spec.expect.clone();
     for (i, needle) in expect.body_contains.iter_mut().enumerate() {
-        let path = format!("{at}.expect.body_contains[{i}]");
-        if let Some(s) = Template::parse(needle)
-            .map_err(|m| found.error(&path, m))
-            .ok()
-            .and_then(|t| fill(&t, &path, env, visible, found))
-        {
-            *needle = s.value;
-        }
+        fill_text(
+            needle,
+            &format!("{at}.expect.body_contains[{i}]"),
+            env,
+            visible,
+            found,
+        );
     }
     for (i, needle) in expect.body_not_contains.iter_mut().enumerate() {
-        let path = format!("{at}.expect.body_not_contains[{i}]");
-        if let Some(s) = Template::parse(needle)
-            .map_err(|m| found.error(&path, m))
-            .ok()
-            .and_then(|t| fill(&t, &path, env, visible, found))
-        {
-            *needle = s.value;
-        }
+        fill_text(
+            needle,
+            &format!("{at}.expect.body_not_contains[{i}]"),
+            env,
+            visible,
+            found,
+        );
     }
     for (i, assertion) in expect.assertions.iter_mut().enumerate() {
         let path = format!("{at}.expect.assert[{i}]");
         for text in assertion.texts_mut() {
-            if let Some(s) = Template::parse(text)
-                .map_err(|m| found.error(&path, m))
-                .ok()
-                .and_then(|t| fill(&t, &path, env, visible, found))
-            {
-                *text = s.value;
-            }
+            fill_text(text, &path, env, visible, found);
         }
         if let Err(message) = assertion.compile() {
             found.error(&path, message);
         }
     }
     for j in &mut expect.json {
-        if let serde_json::Value::String(text) = &j.expected {
-            let path = format!("{at}.expect.json.{}", j.expression);
-            if let Some(s) = Template::parse(text)
-                .map_err(|m| found.error(&path, m))
-                .ok()
-                .and_then(|t| fill(&t, &path, env, visible, found))
-            {
-                j.expected = serde_json::Value::String(s.value);
-            }
+        let path = format!("{at}.expect.json.{}", j.expression);
+        if let serde_json::Value::String(text) = &mut j.expected {
+            fill_text(text, &path, env, visible, found);
         }
     }
 
