@@ -99,8 +99,12 @@ pub struct Assertion {
 const KINDS: [&str; 6] = ["number", "string", "bool", "array", "object", "null"];
 
 impl Assertion {
-    /// Reads one item of `assert:`; problems are `(field, message)` pairs.
-    pub fn parse(value: &Value) -> Result<Self, Vec<(String, String)>> {
+    /// Reads one item of `assert:`; problems are `(field, message)` pairs. Regular expressions
+    /// are compiled by `compile` (the plan's, which bounds their memory).
+    pub fn parse(
+        value: &Value,
+        compile: &mut dyn FnMut(&str) -> Result<Pattern, String>,
+    ) -> Result<Self, Vec<(String, String)>> {
         let Value::Object(map) = value else {
             return Err(vec![(
                 String::new(),
@@ -149,10 +153,19 @@ impl Assertion {
             }
         };
         let is_header = matches!(subject, Some((Subject::Header(_), _)));
-        let predicates = predicates(map, "", is_header, &mut problems);
+        let held = predicates(
+            map,
+            &["json", "header", "not"],
+            "",
+            is_header,
+            compile,
+            &mut problems,
+        );
         let negated = match map.get("not") {
             None => Vec::new(),
-            Some(Value::Object(inner)) => predicates_only(inner, "not.", is_header, &mut problems),
+            Some(Value::Object(inner)) => {
+                predicates(inner, &[], "not.", is_header, compile, &mut problems)
+            }
             Some(_) => {
                 problems.push((
                     "not".into(),
@@ -161,7 +174,7 @@ impl Assertion {
                 Vec::new()
             }
         };
-        if predicates.is_empty() && negated.is_empty() && problems.is_empty() {
+        if held.is_empty() && negated.is_empty() && problems.is_empty() {
             problems.push((
                 String::new(),
                 format!("say what must hold: one of {}", PREDICATES.join(", ")),
@@ -171,7 +184,7 @@ impl Assertion {
             (Some((subject, label)), true) => Ok(Assertion {
                 subject,
                 label,
-                predicates,
+                predicates: held,
                 negated,
             }),
             _ => Err(problems),
@@ -271,37 +284,19 @@ const PREDICATES: [&str; 14] = [
     "one_of", "semver", "not",
 ];
 
+/// The predicates of `map`: its keys other than `skip`, each read by [`predicate`].
 fn predicates(
     map: &Map<String, Value>,
+    skip: &[&str],
     prefix: &str,
     header: bool,
+    compile: &mut dyn FnMut(&str) -> Result<Pattern, String>,
     problems: &mut Vec<(String, String)>,
 ) -> Vec<Predicate> {
-    let mut out = Vec::new();
-    for (key, value) in map {
-        if key == "json" || key == "header" || key == "not" {
-            continue;
-        }
-        if let Some(p) = predicate(key, value, prefix, header, problems) {
-            out.push(p);
-        }
-    }
-    out
-}
-
-fn predicates_only(
-    map: &Map<String, Value>,
-    prefix: &str,
-    header: bool,
-    problems: &mut Vec<(String, String)>,
-) -> Vec<Predicate> {
-    let mut out = Vec::new();
-    for (key, value) in map {
-        if let Some(p) = predicate(key, value, prefix, header, problems) {
-            out.push(p);
-        }
-    }
-    out
+    map.iter()
+        .filter(|(key, _)| !skip.contains(&key.as_str()))
+        .filter_map(|(key, value)| predicate(key, value, prefix, header, compile, problems))
+        .collect()
 }
 
 fn predicate(
@@ -309,6 +304,7 @@ fn predicate(
     value: &Value,
     prefix: &str,
     header: bool,
+    compile: &mut dyn FnMut(&str) -> Result<Pattern, String>,
     problems: &mut Vec<(String, String)>,
 ) -> Option<Predicate> {
     let at = format!("{prefix}{key}");
@@ -343,7 +339,7 @@ fn predicate(
             Some(text) if text.contains("${") => {
                 Some(Predicate::Matches(Regex::Pending(text.into())))
             }
-            Some(text) => match Pattern::new(text) {
+            Some(text) => match compile(text) {
                 Ok(p) => Some(Predicate::Matches(Regex::Ready(p))),
                 Err(e) => problem(e),
             },
@@ -574,8 +570,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse(value: &Value) -> Result<Assertion, Vec<(String, String)>> {
+        Assertion::parse(value, &mut |text| Pattern::new(text))
+    }
+
     fn judge(assertion: Value, body: Value) -> Option<(String, String)> {
-        let a = Assertion::parse(&assertion).unwrap_or_else(|e| panic!("{e:?}"));
+        let a = parse(&assertion).unwrap_or_else(|e| panic!("{e:?}"));
         a.judge(Some(&body), &HeaderMap::new(), &mut Budget::unlimited())
             .unwrap()
     }
@@ -650,7 +650,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("location", "/orders/12".parse().unwrap());
         let check = |a: Value| {
-            Assertion::parse(&a)
+            parse(&a)
                 .unwrap()
                 .judge(None, &headers, &mut Budget::unlimited())
                 .unwrap()
@@ -662,16 +662,16 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
-        let e = Assertion::parse(&json!({"json": "$.a", "lenght": 1})).unwrap_err();
+        let e = parse(&json!({"json": "$.a", "lenght": 1})).unwrap_err();
         assert!(e[0].1.contains("did you mean `length`"), "{e:?}");
-        let e = Assertion::parse(&json!({"equals": 1})).unwrap_err();
+        let e = parse(&json!({"equals": 1})).unwrap_err();
         assert!(
             e[0].1.contains("`json: <JSONPath>` or `header: <name>`"),
             "{e:?}"
         );
-        let e = Assertion::parse(&json!({"header": "x", "type": "number"})).unwrap_err();
+        let e = parse(&json!({"header": "x", "type": "number"})).unwrap_err();
         assert!(e[0].1.contains("headers are text"), "{e:?}");
-        let e = Assertion::parse(&json!({"json": "$.a", "absent": false})).unwrap_err();
+        let e = parse(&json!({"json": "$.a", "absent": false})).unwrap_err();
         assert!(e[0].1.contains("ambiguous"), "{e:?}");
     }
 }

@@ -88,6 +88,23 @@ impl Pattern {
         Ok(self.full.is_match(haystack))
     }
 
+    /// The text of the first group of the leftmost match (all of the match when the pattern has
+    /// no group), for `capture: {body: …}`. Searched by the full engine: linear in the text and
+    /// bounded by the compiled size, not interruptible (bodies are at most 1 MiB).
+    pub fn first_group(
+        &self,
+        text: &str,
+        budget: &mut Budget,
+    ) -> Result<Option<String>, Exhausted> {
+        budget.spend(1 + text.len() as u64 / 64)?;
+        let mut found = self.full.create_captures();
+        self.full.search_captures(&Input::new(text), &mut found);
+        Ok(found
+            .get_group(1)
+            .or_else(|| found.get_group(0))
+            .map(|span| text[span.range()].to_string()))
+    }
+
     /// Whether `text` matches, for short texts (header values, JSON strings).
     pub fn is_match_str(&self, text: &str, budget: &mut Budget) -> Result<bool, Exhausted> {
         self.is_match(text.as_bytes(), budget)

@@ -21,7 +21,7 @@ pub enum Source {
     Json(JsonPath),
     Header(HeaderName),
     /// The first group of the pattern (the whole match when it has none).
-    Body(regex::Regex),
+    Body(Pattern),
 }
 
 #[derive(Debug, Clone)]
@@ -36,7 +36,13 @@ pub struct Capture {
 }
 
 impl Capture {
-    pub fn parse(name: &str, value: &Value) -> Result<Self, String> {
+    /// Reads `name: {json|header|body: …}`; a `body` pattern is compiled by `compile` (the
+    /// plan's, which bounds its memory).
+    pub fn parse(
+        name: &str,
+        value: &Value,
+        compile: &mut dyn FnMut(&str) -> Result<Pattern, String>,
+    ) -> Result<Self, String> {
         let valid = !name.is_empty()
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
             && !name.starts_with(|c: char| c.is_ascii_digit());
@@ -59,19 +65,7 @@ impl Capture {
                 HeaderName::from_bytes(text.as_bytes())
                     .map_err(|_| format!("\"{text}\" is not a valid header name"))?,
             ),
-            "body" => {
-                // Checked for size and syntax as every plan pattern is; searched with the regex
-                // crate, whose captures the bounded matcher does not give.
-                Pattern::new(text)?;
-                Source::Body(
-                    regex::RegexBuilder::new(text)
-                        .size_limit(8 * 1024 * 1024)
-                        .build()
-                        .map_err(|e| {
-                            format!("\"{text}\" is not a usable regular expression: {e}")
-                        })?,
-                )
-            }
+            "body" => Source::Body(compile(text)?),
             other => {
                 return Err(format!(
                     "unknown capture source `{other}`; use `json`, `header` or `body`"
@@ -105,14 +99,7 @@ impl Capture {
             Source::Header(name) => headers
                 .get(name)
                 .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            Source::Body(regex) => {
-                budget.spend(1 + body.len() as u64 / 64)?;
-                regex.captures(body).map(|c| {
-                    c.get(1)
-                        .or_else(|| c.get(0))
-                        .map_or(String::new(), |m| m.as_str().to_string())
-                })
-            }
+            Source::Body(pattern) => pattern.first_group(body, budget)?,
         })
     }
 }

@@ -510,3 +510,31 @@ fn assertion_variables_are_filled_in_and_checked_when_the_plan_is_resolved() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn assertion_and_capture_patterns_share_the_plans_pattern_memory() {
+    let checks: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "  - {{name: c{i}, path: /, expect: {{assert: [{{json: $.a, matches: '(\\w+\\s?){{1,100}}X{i}'}}]}}}}"
+            )
+        })
+        .collect();
+    let errors = invalid(&format!("version: 1\nchecks:\n{}\n", checks.join("\n")));
+    assert!(
+        errors[0].starts_with("checks[4].expect.assert[0].matches: with this one, the plan's regular expressions take more than 24 MiB"),
+        "{errors:?}"
+    );
+    let captures: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "  - {{name: c{i}, path: /, capture: {{v: {{body: '(\\w+\\s?){{1,100}}X{i}'}}}}}}"
+            )
+        })
+        .collect();
+    let errors = invalid(&format!("version: 1\nchecks:\n{}\n", captures.join("\n")));
+    assert!(
+        errors[0].starts_with("checks[4].capture.v: with this one, the plan's regular expressions take more than 24 MiB"),
+        "{errors:?}"
+    );
+}

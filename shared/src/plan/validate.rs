@@ -43,35 +43,41 @@ struct Patterns {
 const MAX_PATTERN_MEMORY: usize = 24 * 1024 * 1024;
 
 impl Problems {
-    /// The compiled form of `text`, shared by every check that uses it; `None` (and an error at
-    /// `path`) when it is not a valid pattern or the plan's patterns would take too much memory.
-    fn pattern(&mut self, path: &str, text: &str) -> Option<crate::judge::Pattern> {
+    /// The compiled form of `text`, shared by every check and assertion that uses it, within the
+    /// plan's memory for patterns; why not, in one line.
+    fn compile(&mut self, text: &str) -> Result<crate::judge::Pattern, String> {
         if let Some(compiled) = self.patterns.compiled.get(text) {
-            return Some(compiled.clone());
+            return Ok(compiled.clone());
         }
+        let too_much = || {
+            format!(
+                "with this one, the plan's regular expressions take more than {} MiB once compiled, more than fits beside the work in a 128 MB function; simplify them (for example (?-u:\\w) instead of \\w, smaller repetitions) or use fewer distinct ones",
+                MAX_PATTERN_MEMORY >> 20
+            )
+        };
         if self.patterns.over {
-            return None;
+            return Err(too_much());
         }
-        match crate::judge::Pattern::new(text) {
-            Ok(compiled) => {
-                self.patterns.memory += compiled.memory_usage();
-                if self.patterns.memory > MAX_PATTERN_MEMORY {
-                    self.patterns.over = true;
-                    self.patterns.compiled.clear();
-                    self.error(
-                        path,
-                        format!(
-                            "with this one, the plan's regular expressions take more than {} MiB once compiled, more than fits beside the work in a 128 MB function; simplify them (for example (?-u:\\w) instead of \\w, smaller repetitions) or use fewer distinct ones",
-                            MAX_PATTERN_MEMORY >> 20
-                        ),
-                    );
-                    return None;
-                }
-                self.patterns
-                    .compiled
-                    .insert(text.to_string(), compiled.clone());
-                Some(compiled)
-            }
+        let compiled = crate::judge::Pattern::new(text)?;
+        self.patterns.memory += compiled.memory_usage();
+        if self.patterns.memory > MAX_PATTERN_MEMORY {
+            self.patterns.over = true;
+            self.patterns.compiled.clear();
+            return Err(too_much());
+        }
+        self.patterns
+            .compiled
+            .insert(text.to_string(), compiled.clone());
+        Ok(compiled)
+    }
+
+    /// [`Problems::compile`], the reason recorded at `path` (once, when the plan's patterns
+    /// outgrow their memory).
+    fn pattern(&mut self, path: &str, text: &str) -> Option<crate::judge::Pattern> {
+        let was_over = self.patterns.over;
+        match self.compile(text) {
+            Ok(compiled) => Some(compiled),
+            Err(_) if was_over => None,
             Err(message) => {
                 self.error(path, message);
                 None
@@ -433,7 +439,7 @@ fn validate_checks(
                 );
                 continue;
             }
-            match capture::Capture::parse(capture_name, source) {
+            match capture::Capture::parse(capture_name, source, &mut |text| p.compile(text)) {
                 Ok(c) => captures.push(c),
                 Err(message) => p.error(capture_at, message),
             }
@@ -939,7 +945,7 @@ fn build_expectations(doc: &ExpectDocument, at: &str, p: &mut Problems) -> Expec
     }
     for (i, item) in doc.assert.iter().flatten().enumerate() {
         let path = format!("{at}.assert[{i}]");
-        match crate::expect::assertion::Assertion::parse(item) {
+        match crate::expect::assertion::Assertion::parse(item, &mut |text| p.compile(text)) {
             Ok(mut assertion) => {
                 for text in assertion.texts_mut() {
                     p.template(&path, text);
