@@ -5,19 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use greenlight::plan::Setting;
-use greenlight::{Deadline, Env, PlanSpec};
+mod common;
+use common::run;
 use greenlight_fakes::green::{Behaviour, Call, GreenServer, Reply};
-
-async fn run(plan: &str, green: &GreenServer, within: Duration) -> greenlight::Verdict {
-    let spec = PlanSpec::parse(plan).unwrap_or_else(|e| panic!("{e}"));
-    let target = Setting::new(green.url(), "--target");
-    let plan = spec
-        .resolve(Some(&target), &Env::from_pairs(Vec::<(&str, &str)>::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = greenlight::http::build_check_client().unwrap();
-    greenlight::verify(&client, Arc::new(plan), Deadline::after(within)).await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_large_answers_in_flight_stay_within_the_body_memory_bound() {

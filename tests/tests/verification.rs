@@ -6,19 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use greenlight::plan::Setting;
-use greenlight::{Deadline, Env, Outcome, PlanSpec, Verdict};
+use greenlight::{Outcome, PlanSpec};
+mod common;
+use common::run;
 use greenlight_fakes::green::{Behaviour, Call, GreenServer, Reply};
-
-async fn run(plan: &str, green: &GreenServer, within: Duration) -> Verdict {
-    let spec = PlanSpec::parse(plan).unwrap_or_else(|e| panic!("{e}"));
-    let target = Setting::new(green.url(), "--target");
-    let plan = spec
-        .resolve(Some(&target), &Env::from_pairs(Vec::<(&str, &str)>::new()))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = greenlight::http::build_check_client().unwrap();
-    greenlight::verify(&client, Arc::new(plan), Deadline::after(within)).await
-}
 
 /// A small deterministic generator, so "random" errors are the same on every run of a seed.
 fn chance(seed: u64, n: u32) -> f64 {

@@ -220,7 +220,6 @@ pub async fn run_samples(
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
     let sent = sent.load(Ordering::Relaxed);
     let (outcome, mut population) = judge(
-        check,
         sampling,
         thresholds,
         &tally,
@@ -403,7 +402,6 @@ fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
 
 #[allow(clippy::too_many_arguments)]
 fn judge(
-    check: &Check,
     sampling: &Sampling,
     thresholds: &Thresholds,
     tally: &Tally,
@@ -413,7 +411,6 @@ fn judge(
     stopped_early: bool,
     elapsed: Duration,
 ) -> (Outcome, Population) {
-    let _ = check;
     // Requests the deadline cut short measured nothing: they count neither way.
     let judged_count = sent - tally.cut_short.min(sent);
     let error_rate = tally.errors as f64 / judged_count.max(1) as f64;

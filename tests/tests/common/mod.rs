@@ -1,0 +1,19 @@
+//! What the verification tests share: run a plan against a green on 127.0.0.1.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use greenlight::plan::Setting;
+use greenlight::{Deadline, Env, PlanSpec, Verdict};
+use greenlight_fakes::green::GreenServer;
+
+/// Parses `plan`, points it at `green`, and verifies within `within`.
+pub async fn run(plan: &str, green: &GreenServer, within: Duration) -> Verdict {
+    let spec = PlanSpec::parse(plan).unwrap_or_else(|e| panic!("{e}"));
+    let target = Setting::new(green.url(), "--target");
+    let plan = spec
+        .resolve(Some(&target), &Env::from_pairs(Vec::<(&str, &str)>::new()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = greenlight::http::build_check_client().unwrap();
+    greenlight::verify(&client, Arc::new(plan), Deadline::after(within)).await
+}
