@@ -2,7 +2,7 @@
 //! hook, measured in the same run on this machine. Every figure is a median over several runs.
 //! Everything runs on 127.0.0.1: a Lambda Runtime API emulator, a fake CodeDeploy, a green server.
 //!
-//! Usage: greenlight-bench --functions-dir DIR --python PYTHON [--out FILE] [--quick]
+//! Usage: greenlight-bench --functions-dir DIR --python PYTHON [--out FILE] [--quick] [--runs N] [--only load]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -29,6 +29,8 @@ struct Args {
     out: Option<PathBuf>,
     runs: usize,
     quick: bool,
+    /// `--only load`: the load figures alone (for working on them).
+    only_load: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -38,6 +40,7 @@ fn parse_args() -> Result<Args> {
         out: None,
         runs: 7,
         quick: false,
+        only_load: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,8 +52,12 @@ fn parse_args() -> Result<Args> {
             "--functions-dir" => args.functions_dir = it.next().context("--functions-dir needs a directory")?.into(),
             "--python" => args.python = it.next().context("--python needs an interpreter")?.into(),
             "--out" => args.out = Some(it.next().context("--out needs a file")?.into()),
+            "--only" => match it.next().as_deref() {
+                Some("load") => args.only_load = true,
+                _ => bail!("--only takes `load`"),
+            },
             "--runs" => args.runs = it.next().context("--runs needs a number")?.parse().context("--runs needs a number")?,
-            other => bail!("unknown option {other}; usage: greenlight-bench --functions-dir DIR --python PYTHON [--out FILE] [--quick] [--runs N]"),
+            other => bail!("unknown option {other}; usage: greenlight-bench --functions-dir DIR --python PYTHON [--out FILE] [--quick] [--runs N] [--only load]"),
         }
     }
     Ok(args)
@@ -387,6 +394,19 @@ async fn run() -> Result<()> {
         }
     }
     let runs = args.runs.max(1);
+    if args.only_load {
+        let requests: u64 = if args.quick { 10_000 } else { 100_000 };
+        let load = load_versus_wrk(&Subject::Rust(bootstrap(HOOK)), requests, runs).await?;
+        println!(
+            "load: greenlight {:.0}/s, wrk {:.0}/s ({:.0}%), peak RSS {:.1} MiB, overhead {:.3} ms",
+            load.ours_rate,
+            load.wrk_rate,
+            100.0 * load.ours_rate / load.wrk_rate,
+            load.rss_kib as f64 / 1024.0,
+            load.overhead_ms
+        );
+        return Ok(());
+    }
     let codedeploy = FakeCodeDeploy::start().await;
     let mut rows = Vec::new();
     let mut notes = Vec::new();

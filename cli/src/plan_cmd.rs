@@ -139,18 +139,7 @@ fn describe(spec: &PlanSpec) {
         output::line("  then:");
     }
     for check in &spec.checks {
-        let how = match &check.sampling {
-            Some(s) => match (s.rate, s.duration) {
-                (Some(rate), Some(duration)) => format!(
-                    "{rate}/s for {}, at most {} in flight, {} samples",
-                    format_duration(duration),
-                    s.concurrency,
-                    s.count
-                ),
-                _ => format!("{} samples, {} at a time", s.count, s.concurrency),
-            },
-            None => format!("{} retries", check.retries),
-        };
+        let how = check.probe.describe();
         let how = if check.routes.is_empty() {
             how
         } else {

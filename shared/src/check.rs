@@ -1,5 +1,7 @@
-//! Running one HTTP check: attempts under their own time limit, retries with exponential
-//! back-off after errors and failed expectations, all inside the verification deadline.
+//! Running one check: waiting for the values it uses (captured by earlier checks), handing it
+//! to its probe (see `crate::probe`), and the one thing every probe does: an attempt, one
+//! exchange with green, sent and judged under its own time limit inside the verification
+//! deadline.
 //!
 //! An attempt's time limit covers the whole of it: sending, reading the body, and judging the
 //! answer. Judging runs off the async workers (so timers and the reporting path keep running)
@@ -15,13 +17,12 @@ use crate::deadline::Deadline;
 use crate::duration::format_duration;
 use crate::expect::Observed;
 use crate::judge::{Budget, STEPS_PER_CHECK};
-use crate::plan::{Check, Flaky};
-use crate::verdict::{AttemptRecord, CheckReport, Outcome};
+use crate::plan::Check;
+use crate::probe::Probe;
+use crate::verdict::{CheckReport, Outcome};
 
 /// Bodies are read up to this size, so a huge answer cannot exhaust a 128 MB function.
 pub const BODY_CAP: usize = 1024 * 1024;
-/// Back-off between attempts never grows past this.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// An attempt shorter than this is not worth starting.
 pub(crate) const MIN_ATTEMPT: Duration = Duration::from_millis(20);
 
@@ -41,6 +42,7 @@ pub fn body_memory_in_use_kib() -> usize {
 static JUDGING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// One exchange with green, judged.
+#[derive(Debug)]
 pub(crate) struct Attempt {
     pub outcome: Outcome,
     pub status: Option<u16>,
@@ -49,6 +51,21 @@ pub(crate) struct Attempt {
     pub cut_short: bool,
     /// What the check's `capture:` took from a passing answer.
     pub captured: Vec<(String, String)>,
+}
+
+impl Attempt {
+    /// An attempt that never started, for `cause`.
+    pub(crate) fn none(cause: &str) -> Self {
+        Attempt {
+            outcome: Outcome::Errored {
+                cause: cause.to_string(),
+            },
+            status: None,
+            latency: None,
+            cut_short: true,
+            captured: Vec::new(),
+        }
+    }
 }
 
 /// Runs `check` until it passes, runs out of attempts, or reaches `deadline`.
@@ -114,187 +131,24 @@ async fn run_filled(client: &reqwest::Client, check: &Check, deadline: Deadline)
     if check.name.starts_with("failpoint:panic") {
         panic!("failpoint: check {} panics on purpose", check.name);
     }
-    let started = Instant::now();
-    if let Some(sampling) = &check.sampling {
-        let (outcome, population) =
-            crate::sample::run_samples(client, check, sampling, &check.thresholds, deadline).await;
-        return CheckReport {
-            name: check.name.clone(),
-            request: check.request_line.clone(),
-            outcome,
-            attempts: population.sent.min(u32::MAX as u64) as u32,
-            status: None,
-            latency: None,
-            elapsed: started.elapsed(),
-            earlier: Vec::new(),
-            samples: Some(Box::new(population)),
-            ready: false,
-            captured: Vec::new(),
-        };
+    match &check.probe {
+        Probe::Exchange(exchange) => {
+            crate::probe::exchange::run(client, check, exchange, deadline).await
+        }
+        Probe::Samples(samples) => {
+            crate::probe::samples::run(client, check, samples, deadline).await
+        }
+        Probe::Load(load) => crate::probe::load::run(client, check, load, deadline).await,
     }
-    let max_attempts = check.retries.saturating_add(1);
-    let mut attempts = 0;
-    let mut earlier = Vec::new();
-    let mut last: Option<Attempt> = None;
-    let mut not_retried = false;
-    while attempts < max_attempts {
-        if let Some(previous) = &last {
-            if !check.retry_on.retries(previous.status) {
-                not_retried = true;
-                break;
-            }
-            let delay = backoff(check.retry_delay, attempts);
-            if deadline.remaining() < delay + MIN_ATTEMPT {
-                break;
-            }
-            tokio::time::sleep(delay).await;
-        }
-        if deadline.remaining() < MIN_ATTEMPT {
-            break;
-        }
-        attempts += 1;
-        let attempt = exchange(client, check, deadline, attempts).await;
-        let passed = attempt.outcome == Outcome::Passed;
-        if let Some(previous) = last.replace(attempt) {
-            earlier.push(AttemptRecord::of(&previous));
-        }
-        if passed {
-            break;
-        }
-    }
-    let passed = last.as_ref().is_some_and(|a| a.outcome == Outcome::Passed);
-    let ran_out = attempts < max_attempts && !passed && !not_retried;
-    let attempt = last.unwrap_or(Attempt {
-        outcome: Outcome::Errored {
-            cause: "the verification deadline was reached before the first attempt".into(),
-        },
-        status: None,
-        latency: None,
-        cut_short: true,
-        captured: Vec::new(),
-    });
-    let outcome = match attempt.outcome {
-        Outcome::Errored { cause } if ran_out && attempts > 0 => Outcome::Errored {
-            cause: format!(
-                "{cause} (no time left for more attempts before the verification deadline)"
-            ),
-        },
-        Outcome::Passed if !earlier.is_empty() && check.flaky == Flaky::Fail => Outcome::Failed {
-            failures: vec![crate::expect::Failure {
-                expectation: "flaky".into(),
-                expected: "to pass at the first attempt (flaky: fail)".into(),
-                measured: format!(
-                    "passed at attempt {attempts}, after: {}",
-                    earlier
-                        .iter()
-                        .map(|a| a.reason.as_str())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            }],
-        },
-        other => other,
-    };
-    CheckReport {
-        name: check.name.clone(),
-        request: check.request_line.clone(),
-        outcome,
-        attempts,
-        status: attempt.status,
-        latency: attempt.latency,
-        elapsed: started.elapsed(),
-        earlier,
-        samples: None,
-        ready: false,
-        captured: attempt.captured,
-    }
-}
-
-/// Runs a readiness check until it passes or `within` has gone by (inside `deadline`): green may
-/// take a while to warm up, and nothing is judged before it is ready.
-pub async fn run_until_ready(
-    client: &reqwest::Client,
-    check: &Check,
-    within: Duration,
-    interval: Duration,
-    deadline: Deadline,
-) -> CheckReport {
-    let started = Instant::now();
-    let ready_by = deadline.earliest(Deadline::after(within));
-    let mut attempts = 0u32;
-    let mut last: Option<Attempt> = None;
-    while ready_by.remaining() >= MIN_ATTEMPT {
-        if attempts > 0 {
-            if ready_by.remaining() < interval + MIN_ATTEMPT {
-                break;
-            }
-            tokio::time::sleep(interval).await;
-        }
-        attempts = attempts.saturating_add(1);
-        let attempt = exchange(client, check, ready_by, attempts).await;
-        let passed = attempt.outcome == Outcome::Passed;
-        last = Some(attempt);
-        if passed {
-            break;
-        }
-    }
-    let waited = format_duration(started.elapsed());
-    let (outcome, status, latency) = match last {
-        Some(a) if a.outcome == Outcome::Passed => (Outcome::Passed, a.status, a.latency),
-        Some(a) => (
-            Outcome::Failed {
-                failures: vec![crate::expect::Failure {
-                    expectation: "ready".into(),
-                    expected: format!("to pass within {}", format_duration(within)),
-                    measured: format!("{} ({attempts} attempts over {waited})", a.outcome.reason()),
-                }],
-            },
-            a.status,
-            a.latency,
-        ),
-        None => (
-            Outcome::Errored {
-                cause: "the verification deadline was reached before the first attempt".into(),
-            },
-            None,
-            None,
-        ),
-    };
-    CheckReport {
-        name: check.name.clone(),
-        request: check.request_line.clone(),
-        outcome,
-        attempts,
-        status,
-        latency,
-        elapsed: started.elapsed(),
-        earlier: Vec::new(),
-        samples: None,
-        ready: true,
-        captured: Vec::new(),
-    }
-}
-
-impl AttemptRecord {
-    fn of(attempt: &Attempt) -> Self {
-        AttemptRecord {
-            outcome: attempt.outcome.label().into(),
-            reason: attempt.outcome.reason(),
-            status: attempt.status,
-        }
-    }
-}
-
-fn backoff(first: Duration, attempts_done: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempts_done.saturating_sub(1).min(16));
-    first.saturating_mul(factor).min(MAX_RETRY_DELAY)
 }
 
 /// How far an attempt got, for saying what its time limit cut short.
 const SENDING: u8 = 0;
 const JUDGING_ANSWER: u8 = 1;
 
-pub(crate) async fn exchange(
+/// One exchange with green, judged: attempt `number` of `check`, within its timeout and
+/// `deadline`.
+pub(crate) async fn attempt(
     client: &reqwest::Client,
     check: &Check,
     deadline: Deadline,
@@ -348,7 +202,8 @@ pub(crate) async fn exchange(
         let latency = started.elapsed();
         phase.store(JUDGING_ANSWER, Ordering::Relaxed);
         let secret_captures: Vec<String> = check
-            .captures
+            .probe
+            .captures()
             .iter()
             .filter(|c| c.secret)
             .map(|c| c.name.clone())
@@ -364,14 +219,19 @@ pub(crate) async fn exchange(
             // A small answer is judged where it arrived: handing it to another thread would cost
             // more than judging it, and its work is bounded by the budget.
             drop(held);
-            answer.judge(&check.expect, &check.captures, &secret_captures, judge_by)
+            answer.judge(
+                &check.expect,
+                check.probe.captures(),
+                &secret_captures,
+                judge_by,
+            )
         } else {
             let permit = JUDGING
                 .acquire()
                 .await
                 .map_err(|_| "judging is unavailable".to_string())?;
             let expect = check.expect.clone();
-            let captures = check.captures.clone();
+            let captures = check.probe.captures().to_vec();
             tokio::task::spawn_blocking(move || {
                 // The body's memory is given back when the body itself is dropped, even if the
                 // attempt's time limit ended first.
@@ -510,19 +370,5 @@ impl Answer {
             );
         }
         Ok((failures, captured))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let first = Duration::from_millis(200);
-        assert_eq!(backoff(first, 1), Duration::from_millis(200));
-        assert_eq!(backoff(first, 2), Duration::from_millis(400));
-        assert_eq!(backoff(first, 3), Duration::from_millis(800));
-        assert_eq!(backoff(first, 30), MAX_RETRY_DELAY);
     }
 }

@@ -504,11 +504,8 @@ mod tests {
                 cause: "time ran out: 40 of 200 samples answered".into(),
             },
             attempts: 40,
-            status: None,
-            latency: None,
+            measured: crate::probe::Measured::nothing(),
             elapsed: Duration::from_secs(5),
-            earlier: Vec::new(),
-            samples: None,
             ready: false,
             captured: Vec::new(),
         };

@@ -6,8 +6,8 @@ use crate::verdict::{Outcome, Verdict};
 /// Logs every check as a structured event, then the readable summary.
 pub fn log_verdict(title: &str, verdict: &Verdict) {
     for check in &verdict.checks {
-        let status = check.status.map(u64::from);
-        let latency_ms = check.latency.map(|l| l.as_millis() as u64);
+        let status = check.measured.status().map(u64::from);
+        let latency_ms = check.measured.latency().map(|l| l.as_millis() as u64);
         if check.outcome == Outcome::Passed {
             tracing::info!(check = %check.name, request = %check.request, outcome = "passed", status, latency_ms, attempts = check.attempts, "check passed");
         } else {

@@ -51,23 +51,13 @@ pub struct CheckReport {
     pub request: String,
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Requests sent: attempts of one exchange, or a population's samples.
     pub attempts: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(
-        rename = "latency_ms",
-        serialize_with = "millis_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub latency: Option<Duration>,
+    /// What the check's probe measured.
+    #[serde(flatten)]
+    pub measured: crate::probe::Measured,
     #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
-    /// The attempts before the last, oldest first: what retrying went through.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub earlier: Vec<AttemptRecord>,
-    /// A sampled check's population.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub samples: Option<Box<crate::sample::Population>>,
     /// A readiness check (`ready:`), run before the others.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub ready: bool,
@@ -93,11 +83,8 @@ impl CheckReport {
             request: request.to_string(),
             outcome: Outcome::Errored { cause },
             attempts: 0,
-            status: None,
-            latency: None,
+            measured: crate::probe::Measured::nothing(),
             elapsed,
-            earlier: Vec::new(),
-            samples: None,
             ready: false,
             captured: Vec::new(),
         }
@@ -106,24 +93,9 @@ impl CheckReport {
     /// One line (two when it did not pass): outcome, name padded to `width`, request, what was
     /// measured, and the reason.
     pub fn line(&self, width: usize) -> String {
-        let measured = match (self.status, self.latency) {
-            (Some(s), Some(l)) => format!("{s} in {}", format_duration(l)),
-            _ => "no answer".to_string(),
-        };
-        let tries = if self.attempts == 1 {
-            "1 attempt".to_string()
-        } else {
-            format!("{} attempts", self.attempts)
-        };
-        let bracket = match &self.samples {
-            Some(population) => population.line(),
-            None if self.outcome == Outcome::Passed && !self.earlier.is_empty() => format!(
-                "{measured}, passed at attempt {} after {} that did not",
-                self.attempts,
-                self.earlier.len()
-            ),
-            None => format!("{measured}, {tries}"),
-        };
+        let bracket = self
+            .measured
+            .summary(self.attempts, self.outcome == Outcome::Passed);
         let label = if self.ready { "ready " } else { "" };
         let mut line = format!(
             "  {:<7} {label}{:<width$}  {}  [{bracket}]",
@@ -134,9 +106,9 @@ impl CheckReport {
         if self.outcome != Outcome::Passed {
             line.push_str(&format!("\n          {}", self.outcome.reason()));
         }
-        if !self.earlier.is_empty() {
-            let history: Vec<String> = self
-                .earlier
+        let earlier = self.measured.earlier();
+        if !earlier.is_empty() {
+            let history: Vec<String> = earlier
                 .iter()
                 .enumerate()
                 .map(|(i, a)| format!("{}: {}", i + 1, a.reason))
@@ -258,7 +230,10 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
 
-fn millis_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn millis_opt<S: serde::Serializer>(
+    d: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => millis(d, s),
         None => s.serialize_none(),

@@ -40,7 +40,7 @@ pub async fn verify_observed(
     let mut ready_reports = Vec::new();
     if let Some(ready) = &plan.ready {
         for check in &ready.checks {
-            let report = crate::check::run_until_ready(
+            let report = crate::probe::exchange::run_until_ready(
                 client,
                 check,
                 ready.within,
@@ -77,7 +77,7 @@ pub async fn verify_observed(
     // What each check captures is published when it ends; a check that did not pass leaves its
     // captures without a value, and says why to the checks that wanted them.
     let publish = |index: usize, report: &CheckReport| {
-        for capture in &plan.checks[index].captures {
+        for capture in plan.checks[index].probe.captures() {
             let value = report
                 .captured
                 .iter()

@@ -69,7 +69,7 @@ async fn the_verdict_shows_counts_rate_and_the_distinct_reasons() {
     let green = GreenServer::start(erring(0.10, 7)).await;
     let verdict = run(ERROR_RATE_PLAN, &green, Duration::from_secs(20)).await;
     let check = &verdict.checks[0];
-    let population = check.samples.as_ref().expect("a population");
+    let population = check.measured.population().expect("a population");
     assert_eq!(population.sent, 200);
     assert_eq!(population.answered, 200);
     let served_errors = green.received().len(); // every request was answered
@@ -128,7 +128,7 @@ checks:
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].expectation, "p99");
     assert_eq!(failures[0].expected, "< 200ms");
-    let population = check.samples.as_ref().unwrap();
+    let population = check.measured.population().unwrap();
     let p95 = population
         .thresholds
         .iter()
@@ -223,8 +223,8 @@ checks:
     let check = &verdict.checks[0];
     assert!(verdict.succeeded());
     assert_eq!(check.attempts, 3);
-    assert_eq!(check.earlier.len(), 2);
-    assert_eq!(check.earlier[0].status, Some(503));
+    assert_eq!(check.measured.earlier().len(), 2);
+    assert_eq!(check.measured.earlier()[0].status, Some(503));
     assert!(verdict.summary("verify").contains("passed at attempt 3"));
 }
 
@@ -326,7 +326,7 @@ checks:
 "#;
     let verdict = run(plan, &green, Duration::from_secs(20)).await;
     assert!(verdict.succeeded(), "{}", verdict.summary("verify"));
-    let population = verdict.checks[0].samples.as_ref().unwrap();
+    let population = verdict.checks[0].measured.population().unwrap();
     assert_eq!(population.requested_rate, Some(100.0));
     let achieved = population.achieved_rate.unwrap();
     assert!(achieved > 80.0 && achieved < 120.0, "{achieved}");
@@ -383,7 +383,7 @@ checks:
   - {name: home, path: /, samples: {count: 300, concurrency: 16}, expect: {body_contains: "never"}}
 "#;
     let verdict = run(plan, &green, Duration::from_secs(20)).await;
-    let population = verdict.checks[0].samples.as_ref().unwrap();
+    let population = verdict.checks[0].measured.population().unwrap();
     assert_eq!(counter.load(Ordering::Relaxed), 300);
     assert_eq!(population.failures.len(), 3);
     assert_eq!(population.other_failures, Some(297));
@@ -737,7 +737,7 @@ checks:
     thresholds: {errors: "< 1%"}
 "#;
     let verdict = run(plan, &green, Duration::from_secs(20)).await;
-    let population = verdict.checks[0].samples.as_ref().unwrap();
+    let population = verdict.checks[0].measured.population().unwrap();
     assert_eq!(population.routes.len(), 2);
     let (products, cart) = (&population.routes[0], &population.routes[1]);
     assert_eq!(products.sent + cart.sent, population.sent);

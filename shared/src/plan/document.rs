@@ -68,38 +68,6 @@ pub(crate) struct RouteDocument {
     pub weight: Option<u32>,
 }
 
-/// `samples: 200`, or a map.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct SamplesDocument {
-    #[serde(default)]
-    pub count: Option<u64>,
-    #[serde(default)]
-    pub concurrency: Option<usize>,
-    /// Arrivals per second: `50` or `"50/s"`.
-    #[serde(default)]
-    pub rate: Option<Value>,
-    #[serde(default, deserialize_with = "duration::deserialize")]
-    pub duration: Option<Duration>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct ThresholdsDocument {
-    #[serde(default)]
-    pub errors: Option<String>,
-    #[serde(default)]
-    pub p50: Option<String>,
-    #[serde(default)]
-    pub p90: Option<String>,
-    #[serde(default)]
-    pub p95: Option<String>,
-    #[serde(default)]
-    pub p99: Option<String>,
-    #[serde(default)]
-    pub max: Option<String>,
-    #[serde(default)]
-    pub min_samples: Option<u64>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct TlsDocument {
     #[serde(default)]

@@ -10,7 +10,8 @@
 //!   plan's secrets (see `crate::secrets`) before anything of it can run or be shown.
 
 pub mod capture;
-mod document;
+pub(crate) mod document;
+pub(crate) mod problems;
 mod resolve;
 pub mod retry;
 pub mod target;
@@ -26,8 +27,7 @@ use reqwest::{Method, Url};
 use crate::env::Env;
 pub use crate::expect::status::StatusMatcher;
 use crate::expect::Expectations;
-use crate::sample::threshold::Thresholds;
-use crate::sample::Sampling;
+pub use crate::probe::Probe;
 pub use retry::RetryOn;
 pub use vars::Template;
 
@@ -43,7 +43,6 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
 pub const LAMBDA_MAX: Duration = Duration::from_secs(15 * 60);
 /// A plan file (or inline plan) longer than this is refused.
 pub const MAX_PLAN_BYTES: usize = crate::config_text::MAX_TEXT_BYTES;
-const MAX_RETRIES: u32 = 20;
 /// How long `ready:` checks may take to pass by default, and how often they are tried.
 pub const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
 pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(500);
@@ -286,17 +285,10 @@ pub struct CheckSpec {
     pub headers: Vec<(HeaderName, Template)>,
     pub body: Option<Template>,
     pub timeout: Duration,
-    pub retries: u32,
-    pub retry_delay: Duration,
-    pub retry_on: RetryOn,
-    pub flaky: Flaky,
-    /// `samples:`: many requests judged as a population.
-    pub sampling: Option<Sampling>,
-    pub thresholds: Thresholds,
+    /// How the check asks and what it measures: one exchange, samples or a load run.
+    pub probe: Probe,
     /// A sampled check's routes (empty: every sample goes to `path`).
     pub routes: Vec<RouteSpec>,
-    /// Values this check takes from its answer for later checks.
-    pub captures: Vec<capture::Capture>,
     /// The `${captured.NAME}`s this check uses (captured by earlier checks).
     pub uses_captures: Vec<String>,
     /// Expectations with `${VAR}`s still in `body_contains` and `json` texts.
@@ -320,14 +312,8 @@ impl PlanSpec {
                 headers: Vec::new(),
                 body: None,
                 timeout: DEFAULT_TIMEOUT,
-                retries: DEFAULT_RETRIES,
-                retry_delay: DEFAULT_RETRY_DELAY,
-                retry_on: RetryOn::default(),
-                flaky: Flaky::Pass,
-                sampling: None,
-                thresholds: Thresholds::default(),
+                probe: Probe::Exchange(Default::default()),
                 routes: Vec::new(),
-                captures: Vec::new(),
                 uses_captures: Vec::new(),
                 expect: Expectations::default(),
             }],
@@ -398,15 +384,10 @@ pub struct Check {
     pub headers: HeaderMap,
     pub body: Option<String>,
     pub timeout: Duration,
-    pub retries: u32,
-    pub retry_delay: Duration,
-    pub retry_on: RetryOn,
-    pub flaky: Flaky,
-    pub sampling: Option<Sampling>,
-    pub thresholds: Thresholds,
+    /// How the check asks and what it measures (see `crate::probe`).
+    pub probe: Probe,
     /// A sampled check's routes, each a runnable request with its weight.
     pub routes: Vec<(std::sync::Arc<Check>, u32)>,
-    pub captures: Vec<capture::Capture>,
     /// Set when the check uses captured values: it is filled in when they are known, and until
     /// then its URL is only the target's.
     pub deferred: Option<std::sync::Arc<Deferred>>,

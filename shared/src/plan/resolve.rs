@@ -34,16 +34,15 @@ impl Visible<'_> {
     fn variable(&self, name: &str) -> bool {
         self.0.iter().any(|n| n == name)
     }
-    /// The check's captures, each secret unless `not_secret` lists `captured.NAME`.
-    fn captures(&self, captures: &[capture::Capture]) -> Vec<capture::Capture> {
-        captures
-            .iter()
-            .cloned()
-            .map(|mut c| {
+    /// The check's probe, its captures each secret unless `not_secret` lists `captured.NAME`.
+    fn probe(&self, probe: &Probe) -> Probe {
+        let mut probe = probe.clone();
+        if let Probe::Exchange(exchange) = &mut probe {
+            for c in &mut exchange.captures {
                 c.secret = !self.variable(&format!("{}{}", capture::PREFIX, c.name));
-                c
-            })
-            .collect()
+            }
+        }
+        probe
     }
     fn header(&self, name: &str) -> bool {
         self.0.iter().any(|n| n.eq_ignore_ascii_case(name))
@@ -170,14 +169,8 @@ fn deferred_check(
         headers: HeaderMap::new(),
         body: None,
         timeout: spec.timeout,
-        retries: spec.retries,
-        retry_delay: spec.retry_delay,
-        retry_on: spec.retry_on.clone(),
-        flaky: spec.flaky,
-        sampling: spec.sampling.clone(),
-        thresholds: spec.thresholds.clone(),
+        probe: Visible(&context.not_secret).probe(&spec.probe),
         routes: Vec::new(),
-        captures: Visible(&context.not_secret).captures(&spec.captures),
         deferred: Some(Arc::new(Deferred {
             spec: spec.clone(),
             at,
@@ -439,7 +432,11 @@ fn resolve_check(
             headers: route.headers.clone(),
             body: route.body.clone(),
             routes: Vec::new(),
-            captures: Vec::new(),
+            // A route is one request of the population, judged once.
+            probe: Probe::Exchange(crate::probe::exchange::Exchange {
+                retries: 0,
+                ..Default::default()
+            }),
             ..spec.clone()
         };
         let route_at = format!("{at}.routes[{i}]");
@@ -456,14 +453,8 @@ fn resolve_check(
         headers,
         body,
         timeout: spec.timeout,
-        retries: spec.retries,
-        retry_delay: spec.retry_delay,
-        retry_on: spec.retry_on.clone(),
-        flaky: spec.flaky,
-        sampling: spec.sampling.clone(),
-        thresholds: spec.thresholds.clone(),
+        probe: visible.probe(&spec.probe),
         routes,
-        captures: visible.captures(&spec.captures),
         deferred: None,
         expect: Arc::new(expect),
     })

@@ -55,8 +55,11 @@ fn the_design_example_parses_with_every_field_applied() {
     let check = &spec.checks[0];
     assert_eq!(check.name, "health");
     assert_eq!(check.timeout, Duration::from_secs(2));
-    assert_eq!(check.retries, 3);
-    assert_eq!(check.retry_delay, Duration::from_millis(200));
+    let Probe::Exchange(exchange) = &check.probe else {
+        panic!("one exchange: {:?}", check.probe)
+    };
+    assert_eq!(exchange.retries, 3);
+    assert_eq!(exchange.retry_delay, Duration::from_millis(200));
     assert_eq!(check.expect.status.to_string(), "200");
     assert_eq!(check.expect.latency, Some(Duration::from_millis(300)));
     assert_eq!(check.expect.body_contains, vec!["UP".to_string()]);
@@ -70,7 +73,10 @@ fn json_plans_parse_too() {
     let spec =
         PlanSpec::parse(r#"{"version": 1, "checks": [{"name": "a", "path": "/"}]}"#).unwrap();
     assert_eq!(spec.checks[0].timeout, DEFAULT_TIMEOUT);
-    assert_eq!(spec.checks[0].retries, DEFAULT_RETRIES);
+    assert_eq!(
+        spec.checks[0].probe.describe(),
+        format!("{DEFAULT_RETRIES} retries")
+    );
     assert_eq!(spec.checks[0].expect.status.to_string(), "200-399");
 }
 

@@ -11,105 +11,13 @@ use serde_json::Value;
 
 use super::document::{
     read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, ReadyDocument,
-    RouteDocument, SamplesDocument, StageDocument, ThresholdsDocument, TlsDocument,
+    RouteDocument, StageDocument, TlsDocument,
 };
+use super::problems::Problems;
 use super::target::{has_scheme, parse_absolute, Target};
 use super::*;
 use crate::duration::format_duration;
 use crate::expect::{Expectations, JsonExpectation};
-use crate::sample::threshold::{LatencyLimit, RateLimit, Statistic, Thresholds};
-use crate::sample::{Sampling, MAX_RATE, MAX_SAMPLES, MAX_SAMPLE_CONCURRENCY};
-
-/// Collects problems with their paths.
-#[derive(Default)]
-struct Problems {
-    errors: Vec<FieldError>,
-    warnings: Vec<FieldError>,
-    patterns: Patterns,
-}
-
-/// The plan's compiled regular expressions: one copy of each text, however many checks use it,
-/// and no more compiling once they hold `MAX_PATTERN_MEMORY` (so that a hostile plan cannot take
-/// the function's memory while it is being read).
-#[derive(Default)]
-struct Patterns {
-    compiled: std::collections::HashMap<String, crate::judge::Pattern>,
-    memory: usize,
-    over: bool,
-}
-
-/// Compiled regular expressions stay in memory for the life of the function: all of a plan's
-/// together may take at most this much, beside the bodies and the runtime in a 128 MB function.
-const MAX_PATTERN_MEMORY: usize = 24 * 1024 * 1024;
-
-impl Problems {
-    /// The compiled form of `text`, shared by every check and assertion that uses it, within the
-    /// plan's memory for patterns; why not, in one line.
-    fn compile(&mut self, text: &str) -> Result<crate::judge::Pattern, String> {
-        if let Some(compiled) = self.patterns.compiled.get(text) {
-            return Ok(compiled.clone());
-        }
-        let too_much = || {
-            format!(
-                "with this one, the plan's regular expressions take more than {} MiB once compiled, more than fits beside the work in a 128 MB function; simplify them (for example (?-u:\\w) instead of \\w, smaller repetitions) or use fewer distinct ones",
-                MAX_PATTERN_MEMORY >> 20
-            )
-        };
-        if self.patterns.over {
-            return Err(too_much());
-        }
-        let compiled = crate::judge::Pattern::new(text)?;
-        self.patterns.memory += compiled.memory_usage();
-        if self.patterns.memory > MAX_PATTERN_MEMORY {
-            self.patterns.over = true;
-            self.patterns.compiled.clear();
-            return Err(too_much());
-        }
-        self.patterns
-            .compiled
-            .insert(text.to_string(), compiled.clone());
-        Ok(compiled)
-    }
-
-    /// [`Problems::compile`], the reason recorded at `path` (once, when the plan's patterns
-    /// outgrow their memory).
-    fn pattern(&mut self, path: &str, text: &str) -> Option<crate::judge::Pattern> {
-        let was_over = self.patterns.over;
-        match self.compile(text) {
-            Ok(compiled) => Some(compiled),
-            Err(_) if was_over => None,
-            Err(message) => {
-                self.error(path, message);
-                None
-            }
-        }
-    }
-
-    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(FieldError {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.warnings.push(FieldError {
-            path: path.into(),
-            message: message.into(),
-        });
-    }
-
-    /// A template, with its syntax checked.
-    fn template(&mut self, path: &str, text: &str) -> Option<Template> {
-        match Template::parse(text) {
-            Ok(t) => Some(t),
-            Err(message) => {
-                self.error(path, message);
-                None
-            }
-        }
-    }
-}
 
 pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
     let mut p = Problems::default();
@@ -180,17 +88,20 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         defaults_document.retries,
         &mut p,
     );
-    let default_retry_on = defaults_document
-        .retry_on
-        .as_deref()
-        .and_then(|items| retry_on(items, "defaults.retry_on", &mut p));
+    let default_retry_on = defaults_document.retry_on.as_deref().and_then(|items| {
+        RetryOn::from_values(items)
+            .map_err(|message| p.error("defaults.retry_on", message))
+            .ok()
+    });
     let defaults = Defaults {
-        retry_on: default_retry_on,
         headers: validate_headers(&defaults_document.headers, "defaults.headers", &mut p),
         expect: defaults_expect.unwrap_or_default(),
         timeout: defaults_document.timeout,
-        retries: defaults_document.retries,
-        retry_delay: defaults_document.retry_delay,
+        probe: crate::probe::Defaults {
+            retries: defaults_document.retries,
+            retry_delay: defaults_document.retry_delay,
+            retry_on: default_retry_on,
+        },
     };
 
     let ready = document
@@ -307,12 +218,10 @@ fn target_template(p: &mut Problems, path: &str, text: &str) -> Option<Template>
 
 /// What `defaults` gives every check.
 struct Defaults {
-    retry_on: Option<RetryOn>,
     headers: Vec<(HeaderName, Template)>,
     expect: ExpectDocument,
     timeout: Option<Duration>,
-    retries: Option<u32>,
-    retry_delay: Option<Duration>,
+    probe: crate::probe::Defaults,
 }
 
 fn validate_checks(
@@ -346,7 +255,7 @@ fn validate_checks(
             timeout,
             retries,
             retry_delay,
-            retry_on: check_retry_on,
+            retry_on,
             flaky,
             samples,
             thresholds,
@@ -382,68 +291,23 @@ fn validate_checks(
                 None
             }
         };
-        check_limits(&at, timeout, retries, p);
+        check_limits(&at, timeout, None, p);
         let expect_document = expect
             .and_then(|e| read::<ExpectDocument>(e, &format!("{at}.expect"), &mut p.errors))
             .unwrap_or_default()
             .over(&defaults.expect);
         let expect = build_expectations(&expect_document, &format!("{at}.expect"), p);
-        let retry_on_value = match check_retry_on.as_deref() {
-            Some(items) => retry_on(items, &format!("{at}.retry_on"), p).unwrap_or_default(),
-            None => defaults.retry_on.clone().unwrap_or_default(),
+        let fields = crate::probe::Fields {
+            retries,
+            retry_delay,
+            retry_on,
+            flaky,
+            capture,
+            samples,
+            thresholds,
         };
-        let flaky = match flaky.as_deref() {
-            None | Some("pass") => Flaky::Pass,
-            Some("fail") => Flaky::Fail,
-            Some(other) => {
-                p.error(
-                    format!("{at}.flaky"),
-                    format!("\"{other}\" is not `pass` or `fail`"),
-                );
-                Flaky::Pass
-            }
-        };
-        let sampling = samples.and_then(|v| validate_samples(v, &format!("{at}.samples"), p));
-        if !routes.is_empty() && sampling.is_none() {
-            p.error(
-                format!("{at}.routes"),
-                "routes spread a sampled check's requests; add `samples:` (for example `samples: {rate: 50/s, duration: 30s}`)",
-            );
-        }
-        let thresholds_value = match thresholds {
-            Some(v) if sampling.is_some() => {
-                validate_thresholds(v, &format!("{at}.thresholds"), sampling.as_ref(), p)
-            }
-            Some(_) => {
-                p.error(
-                    format!("{at}.thresholds"),
-                    "thresholds judge a population: add `samples:` to this check (for example `samples: 100`)",
-                );
-                Thresholds::default()
-            }
-            None => Thresholds::default(),
-        };
-        if sampling.is_some() && retries.is_some() {
-            p.error(
-                format!("{at}.retries"),
-                "a sampled check is never retried: every sample counts, and its thresholds say how many may fail",
-            );
-        }
-        let mut captures = Vec::new();
-        for (capture_name, source) in capture.iter().flatten() {
-            let capture_at = format!("{at}.capture.{capture_name}");
-            if sampling.is_some() {
-                p.error(
-                    &capture_at,
-                    "a sampled check sends many requests; capture from a check that sends one",
-                );
-                continue;
-            }
-            match capture::Capture::parse(capture_name, source, &mut |text| p.compile(text)) {
-                Ok(c) => captures.push(c),
-                Err(message) => p.error(capture_at, message),
-            }
-        }
+        let probe = crate::probe::validate(fields, &at, &defaults.probe, !routes.is_empty(), p);
+        let captures = probe.as_ref().map(Probe::captures).unwrap_or_default();
         let mut uses_captures = captured_names(path.as_ref(), &merged, body.as_ref(), &expect);
         for route in &routes {
             for name in captured_names(
@@ -466,7 +330,9 @@ fn validate_checks(
             }
         }
         captured_before.extend(captures.iter().map(|c| c.name.clone()));
-        let Some(path) = path else { continue };
+        let (Some(path), Some(probe)) = (path, probe) else {
+            continue;
+        };
         checks.push(CheckSpec {
             name,
             method,
@@ -474,16 +340,8 @@ fn validate_checks(
             headers: merged,
             body,
             timeout: timeout.or(defaults.timeout).unwrap_or(DEFAULT_TIMEOUT),
-            retries: retries.or(defaults.retries).unwrap_or(DEFAULT_RETRIES),
-            retry_delay: retry_delay
-                .or(defaults.retry_delay)
-                .unwrap_or(DEFAULT_RETRY_DELAY),
-            retry_on: retry_on_value,
-            flaky,
-            sampling,
-            thresholds: thresholds_value,
+            probe,
             routes,
-            captures,
             uses_captures,
             expect,
         });
@@ -675,13 +533,13 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
     }
     let checks = validate_checks(documents, "ready.checks", defaults, p);
     for (i, check) in checks.iter().enumerate() {
-        if !check.captures.is_empty() || !check.uses_captures.is_empty() {
+        if !check.probe.captures().is_empty() || !check.uses_captures.is_empty() {
             p.error(
                 format!("ready.checks[{i}]"),
                 "readiness checks neither capture nor use captured values",
             );
         }
-        if check.sampling.is_some() {
+        if check.probe.is_population() {
             p.error(
                 format!("ready.checks[{i}].samples"),
                 "a readiness check is one request, repeated until it passes; sample in `checks`",
@@ -695,181 +553,15 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
     }
 }
 
-fn retry_on(items: &[Value], at: &str, p: &mut Problems) -> Option<RetryOn> {
-    RetryOn::from_values(items)
-        .map_err(|message| p.error(at, message))
-        .ok()
-}
-
-fn validate_samples(value: Value, at: &str, p: &mut Problems) -> Option<Sampling> {
-    let doc = match value {
-        Value::Number(n) => SamplesDocument {
-            count: Some(n.as_u64().unwrap_or(0)),
-            ..Default::default()
-        },
-        other => read::<SamplesDocument>(other, at, &mut p.errors)?,
-    };
-    let rate = match &doc.rate {
-        None => None,
-        Some(value) => match parse_rate(value) {
-            Ok(rate) if rate > 0.0 && rate <= MAX_RATE => Some(rate),
-            Ok(rate) => {
-                p.error(
-                    format!("{at}.rate"),
-                    format!("must be above 0/s and at most {MAX_RATE}/s, found {rate}/s"),
-                );
-                return None;
-            }
-            Err(message) => {
-                p.error(format!("{at}.rate"), message);
-                return None;
-            }
-        },
-    };
-    let concurrency = doc
-        .concurrency
-        .unwrap_or(if rate.is_some() { 16 } else { 1 });
-    if !(1..=MAX_SAMPLE_CONCURRENCY).contains(&concurrency) {
-        p.error(
-            format!("{at}.concurrency"),
-            format!("must be between 1 and {MAX_SAMPLE_CONCURRENCY}, found {concurrency}"),
-        );
-        return None;
-    }
-    let count = match (doc.count, rate, doc.duration) {
-        (Some(count), None, None) => count,
-        (None, Some(rate), Some(duration)) if !duration.is_zero() => {
-            (rate * duration.as_secs_f64()).ceil() as u64
-        }
-        (None, Some(_), Some(_)) => {
-            p.error(format!("{at}.duration"), "must be longer than 0s");
-            return None;
-        }
-        (None, None, None) => {
-            p.error(
-                at,
-                "say how many: a number (`samples: 200`), `count:`, or `rate:` with `duration:`",
-            );
-            return None;
-        }
-        (Some(_), _, _) => {
-            p.error(
-                at,
-                "either `count` (requests one after another, at a concurrency) or `rate` with `duration` (arrivals on a schedule), not both",
-            );
-            return None;
-        }
-        (None, Some(_), None) => {
-            p.error(
-                format!("{at}.duration"),
-                "a rate needs a duration (for example `duration: 30s`)",
-            );
-            return None;
-        }
-        (None, None, Some(_)) => {
-            p.error(
-                format!("{at}.rate"),
-                "a duration needs a rate (for example `rate: 50/s`)",
-            );
-            return None;
-        }
-    };
-    if !(1..=MAX_SAMPLES).contains(&count) {
-        p.error(
-            at,
-            format!("between 1 and {MAX_SAMPLES} samples, found {count}"),
-        );
-        return None;
-    }
-    Some(Sampling {
-        count,
-        concurrency,
-        rate,
-        duration: doc.duration,
-    })
-}
-
-/// `50`, `50/s`, `3000/m`.
-fn parse_rate(value: &Value) -> Result<f64, String> {
-    match value {
-        Value::Number(n) => n.as_f64().ok_or_else(|| format!("{n} is not a rate")),
-        Value::String(text) => {
-            let t = text.trim();
-            let (number, per) = match t.split_once('/') {
-                Some((n, "s")) => (n, 1.0),
-                Some((n, "m")) => (n, 60.0),
-                None => (t, 1.0),
-                Some(_) => {
-                    return Err(format!(
-                        "\"{text}\" is not a rate; write it as 50/s or 3000/m"
-                    ))
-                }
-            };
-            number
-                .trim()
-                .parse::<f64>()
-                .map(|n| n / per)
-                .map_err(|_| format!("\"{text}\" is not a rate; write it as 50/s or 3000/m"))
-        }
-        other => Err(format!(
-            "expected a rate such as 50/s, found {}",
-            super::document::kind_of(other)
-        )),
-    }
-}
-
-fn validate_thresholds(
-    value: Value,
-    at: &str,
-    sampling: Option<&Sampling>,
-    p: &mut Problems,
-) -> Thresholds {
-    let Some(doc) = read::<ThresholdsDocument>(value, at, &mut p.errors) else {
-        return Thresholds::default();
-    };
-    let mut thresholds = Thresholds::default();
-    if let Some(text) = &doc.errors {
-        match RateLimit::parse(text) {
-            Ok(limit) => thresholds.errors = limit,
-            Err(message) => p.error(format!("{at}.errors"), message),
-        }
-    }
-    for (statistic, text) in [
-        (Statistic::P50, &doc.p50),
-        (Statistic::P90, &doc.p90),
-        (Statistic::P95, &doc.p95),
-        (Statistic::P99, &doc.p99),
-        (Statistic::Max, &doc.max),
-    ] {
-        if let Some(text) = text {
-            match LatencyLimit::parse(text) {
-                Ok(limit) => thresholds.latency.push((statistic, limit)),
-                Err(message) => p.error(format!("{at}.{}", statistic.name()), message),
-            }
-        }
-    }
-    if let Some(min) = doc.min_samples {
-        let planned = sampling.map_or(u64::MAX, |s| s.count);
-        if min == 0 || min > planned {
-            p.error(
-                format!("{at}.min_samples"),
-                format!("must be between 1 and the {planned} samples planned, found {min}"),
-            );
-        } else {
-            thresholds.min_samples = Some(min);
-        }
-    }
-    thresholds
-}
-
 fn check_limits(at: &str, timeout: Option<Duration>, retries: Option<u32>, p: &mut Problems) {
     if timeout.is_some_and(|t| t.is_zero()) {
         p.error(format!("{at}.timeout"), "must be longer than 0s");
     }
-    if let Some(r) = retries.filter(|r| *r > MAX_RETRIES) {
+    let most = crate::probe::exchange::MAX_RETRIES;
+    if let Some(r) = retries.filter(|r| *r > most) {
         p.error(
             format!("{at}.retries"),
-            format!("at most {MAX_RETRIES}, found {r}"),
+            format!("at most {most}, found {r}"),
         );
     }
 }

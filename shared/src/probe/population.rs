@@ -1,19 +1,9 @@
-//! Sampled checks: one request is an anecdote, a population has an error rate and percentiles.
-//! A check with `samples:` sends many requests, judges each by the check's expectations, and
-//! judges the population by its thresholds (see [`threshold`]).
-//!
-//! Two ways to send them:
-//! - closed: `count` requests, at most `concurrency` in flight, each sent when one ends;
-//! - open: requests arrive at a `rate` for a `duration` whatever green does, at most
-//!   `concurrency` in flight. An arrival that finds the ceiling reached is dropped and counted:
-//!   green could not keep up. Arrivals sent late with room to spare mean the load generator
-//!   could not keep up, and the result is inconclusive rather than wrong.
+//! A population of requests: what [`super::samples`] and [`super::load`] share. One request is
+//! an anecdote; a population has an error rate and percentiles. Every request is judged by the
+//! check's expectations, then the population by its thresholds (see [`super::threshold`]).
 //!
 //! Memory stays flat however many requests are sent: latencies go into a fixed-size
-//! [`histogram::Histogram`], failure reasons into a few counters.
-
-pub mod histogram;
-pub mod threshold;
+//! [`Histogram`], failure reasons into a few counters.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,35 +12,41 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::check::{exchange, Attempt, MIN_ATTEMPT};
-use crate::deadline::Deadline;
+use super::histogram::Histogram;
+use super::threshold::{format_percent, Judged, LatencyLimit, RateLimit, Statistic, Thresholds};
+use crate::check::Attempt;
 use crate::duration::format_duration;
 use crate::expect::Failure;
+use crate::plan::problems::Problems;
 use crate::plan::Check;
+use crate::verdict::CheckReport;
 use crate::verdict::Outcome;
-use histogram::Histogram;
-use threshold::{format_percent, Judged, Statistic, Thresholds};
 
-/// How a sampled check sends its requests.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sampling {
-    /// Requests to send (closed), or arrivals planned (open: rate × duration).
-    pub count: u64,
+/// How a population was sent, for judging it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sending {
+    /// Requests planned (samples), or arrivals planned (a load run: rate × duration).
+    pub planned: u64,
     pub concurrency: usize,
-    /// Open model: arrivals per second, for `duration`.
+    /// A load run's arrivals per second.
     pub rate: Option<f64>,
-    pub duration: Option<Duration>,
+}
+
+/// How the sending ended, beside what the tally holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Ending {
+    /// A load run's arrivals that found the concurrency ceiling reached.
+    pub dropped: u64,
+    /// A load run's arrivals sent late with room to spare.
+    pub late: u64,
+    /// The verification deadline (or a panic) ended the sending before all were sent.
+    pub stopped_early: bool,
 }
 
 pub const MAX_SAMPLES: u64 = 1_000_000;
 pub const MAX_SAMPLE_CONCURRENCY: usize = 256;
-pub const MAX_RATE: f64 = 20_000.0;
 /// Distinct failure reasons kept with their counts; the rest are counted together.
 const REASONS_KEPT: usize = 3;
-/// An open-model arrival sent later than this after its time counts as late (timers on a busy
-/// machine run a few milliseconds behind; that is not the generator failing).
-const LATE: Duration = Duration::from_millis(20);
-
 /// What a sampled check measured: counts, the first distinct failure reasons, percentiles, and
 /// each threshold next to its measurement.
 #[derive(Debug, Clone, Serialize)]
@@ -186,63 +182,97 @@ impl Tally {
     }
 }
 
-/// Sends `check`'s samples within `deadline` and judges them; the outcome and what was
-/// measured.
-pub async fn run_samples(
-    client: &reqwest::Client,
-    check: &Check,
-    sampling: &Sampling,
-    thresholds: &Thresholds,
-    deadline: Deadline,
-) -> (Outcome, Population) {
-    let routes = Arc::new(Routes::of(check));
-    let tally = Arc::new(Mutex::new(Tally {
-        per_route: vec![(0, 0); routes.targets.len()],
-        ..Tally::default()
-    }));
-    let sent = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut dropped = 0;
-    let mut late = 0;
-    let stopped_early = match (sampling.rate, sampling.duration) {
-        (Some(rate), Some(duration)) => {
-            let run = open(
-                client, &routes, sampling, rate, duration, deadline, &tally, &sent,
-            )
-            .await;
-            dropped = run.dropped;
-            late = run.late;
-            run.stopped_early
+/// One population being sent: where each request goes, and the tally of what came back.
+/// Cloned into every task that sends; [`Run::finish`] judges it.
+#[derive(Clone)]
+pub(crate) struct Run {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    routes: Routes,
+    tally: Mutex<Tally>,
+    sent: AtomicU64,
+    started: Instant,
+    /// Whether the check has routes (reported per route).
+    routed: bool,
+}
+
+impl Run {
+    pub(crate) fn new(check: &Check) -> Self {
+        let routes = Routes::of(check);
+        let tally = Tally {
+            per_route: vec![(0, 0); routes.targets.len()],
+            ..Tally::default()
+        };
+        Run {
+            shared: Arc::new(Shared {
+                routes,
+                tally: Mutex::new(tally),
+                sent: AtomicU64::new(0),
+                started: Instant::now(),
+                routed: !check.routes.is_empty(),
+            }),
         }
-        _ => closed(client, &routes, sampling, deadline, &tally, &sent).await,
-    };
-    let elapsed = started.elapsed();
-    let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
-    let sent = sent.load(Ordering::Relaxed);
-    let (outcome, mut population) = judge(
-        sampling,
-        thresholds,
-        &tally,
-        sent,
-        dropped,
-        late,
-        stopped_early,
-        elapsed,
-    );
-    if !check.routes.is_empty() {
-        population.routes = routes
-            .targets
-            .iter()
-            .zip(&tally.per_route)
-            .map(|((route, weight), (sent, errors))| RouteTally {
-                request: route.request_line.clone(),
-                weight: *weight,
-                sent: *sent,
-                errors: *errors,
-            })
-            .collect();
     }
-    (outcome, population)
+
+    /// The `n`th request's route (its index) and request.
+    pub(crate) fn pick(&self, n: u64) -> (usize, Arc<Check>) {
+        let (route, check) = self.shared.routes.pick(n);
+        (route, Arc::clone(check))
+    }
+
+    /// Counts a request as sent (before it is).
+    pub(crate) fn sending(&self) {
+        self.shared.sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds what one request to `route` measured.
+    pub(crate) fn record(&self, route: usize, attempt: &Attempt) {
+        let label = self.shared.routes.label(route);
+        lock(&self.shared.tally).add(route, label, attempt);
+    }
+
+    /// Judges the population by `thresholds`: the check's report.
+    pub(crate) fn finish(
+        self,
+        check: &Check,
+        sending: Sending,
+        thresholds: &Thresholds,
+        ending: Ending,
+    ) -> CheckReport {
+        let shared = &self.shared;
+        let elapsed = shared.started.elapsed();
+        let tally = std::mem::take(&mut *lock(&shared.tally));
+        let sent = shared.sent.load(Ordering::Relaxed);
+        let (outcome, mut population) = judge(sending, thresholds, &tally, sent, &ending, elapsed);
+        if shared.routed {
+            population.routes = shared
+                .routes
+                .targets
+                .iter()
+                .zip(&tally.per_route)
+                .map(|((route, weight), (sent, errors))| RouteTally {
+                    request: route.request_line.clone(),
+                    weight: *weight,
+                    sent: *sent,
+                    errors: *errors,
+                })
+                .collect();
+        }
+        CheckReport {
+            name: check.name.clone(),
+            request: check.request_line.clone(),
+            outcome,
+            attempts: sent.min(u64::from(u32::MAX)) as u32,
+            measured: super::Measured::Population {
+                samples: Box::new(population),
+            },
+            elapsed,
+            ready: false,
+            captured: Vec::new(),
+        }
+    }
 }
 
 /// Where each sample goes: the check itself, or its routes in proportion to their weights, in
@@ -289,128 +319,23 @@ impl Routes {
     }
 }
 
-/// Closed model: `concurrency` workers, each sending the next sample when its last one ends.
-async fn closed(
-    client: &reqwest::Client,
-    routes: &Arc<Routes>,
-    sampling: &Sampling,
-    deadline: Deadline,
-    tally: &Arc<Mutex<Tally>>,
-    sent: &Arc<AtomicU64>,
-) -> bool {
-    let next = Arc::new(AtomicU64::new(0));
-    let mut workers = tokio::task::JoinSet::new();
-    // Each worker is a task of its own, so the workers spread over the runtime's threads.
-    for _ in 0..sampling.concurrency.max(1) {
-        let (client, routes, tally, sent, next) = (
-            client.clone(),
-            routes.clone(),
-            tally.clone(),
-            sent.clone(),
-            next.clone(),
-        );
-        let count = sampling.count;
-        workers.spawn(async move {
-            loop {
-                if deadline.remaining() < MIN_ATTEMPT {
-                    return true;
-                }
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                if n >= count {
-                    return false;
-                }
-                sent.fetch_add(1, Ordering::Relaxed);
-                let (route, check) = routes.pick(n);
-                let attempt = exchange(&client, check, deadline, 1).await;
-                lock(&tally).add(route, routes.label(route), &attempt);
-            }
-        });
-    }
-    let mut stopped_early = false;
-    while let Some(ended) = workers.join_next().await {
-        // A worker that panicked stopped early; the others carry on.
-        stopped_early |= ended.unwrap_or(true);
-    }
-    stopped_early
-}
-
-struct OpenRun {
-    dropped: u64,
-    late: u64,
-    stopped_early: bool,
-}
-
-/// Open model: arrivals on a fixed schedule, whatever green does, at most `concurrency` in
-/// flight.
-#[allow(clippy::too_many_arguments)]
-async fn open(
-    client: &reqwest::Client,
-    routes: &Routes,
-    sampling: &Sampling,
-    rate: f64,
-    duration: Duration,
-    deadline: Deadline,
-    tally: &Arc<Mutex<Tally>>,
-    sent: &Arc<AtomicU64>,
-) -> OpenRun {
-    let permits = Arc::new(tokio::sync::Semaphore::new(sampling.concurrency.max(1)));
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let start = Instant::now();
-    let mut in_flight = tokio::task::JoinSet::new();
-    let mut run = OpenRun {
-        dropped: 0,
-        late: 0,
-        stopped_early: false,
-    };
-    for i in 0..sampling.count {
-        let due = start + interval.mul_f64(i as f64);
-        if due > start + duration {
-            break;
-        }
-        if deadline.instant() < due + MIN_ATTEMPT {
-            run.stopped_early = true;
-            break;
-        }
-        tokio::time::sleep_until(due).await;
-        // Reap what ended, so the set stays as small as what is in flight.
-        while in_flight.try_join_next().is_some() {}
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            run.dropped += 1;
-            continue;
-        };
-        if Instant::now().saturating_duration_since(due) > LATE {
-            run.late += 1;
-        }
-        sent.fetch_add(1, Ordering::Relaxed);
-        let (route, check) = routes.pick(i);
-        let label = routes.label(route).map(str::to_string);
-        let (client, check, tally) = (client.clone(), Arc::clone(check), tally.clone());
-        in_flight.spawn(async move {
-            let attempt = exchange(&client, &check, deadline, 1).await;
-            lock(&tally).add(route, label.as_deref(), &attempt);
-            drop(permit);
-        });
-    }
-    // The last requests end by their own time limits, which end at the deadline at the latest.
-    while in_flight.join_next().await.is_some() {}
-    run
-}
-
 fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     tally.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn judge(
-    sampling: &Sampling,
+    sending: Sending,
     thresholds: &Thresholds,
     tally: &Tally,
     sent: u64,
-    dropped: u64,
-    late: u64,
-    stopped_early: bool,
+    ending: &Ending,
     elapsed: Duration,
 ) -> (Outcome, Population) {
+    let Ending {
+        dropped,
+        late,
+        stopped_early,
+    } = *ending;
     // Requests the deadline cut short measured nothing: they count neither way.
     let judged_count = sent - tally.cut_short.min(sent);
     let error_rate = tally.errors as f64 / judged_count.max(1) as f64;
@@ -440,7 +365,7 @@ fn judge(
             passed: measured.is_some_and(|m| limit.holds(m)),
         });
     }
-    let (requested_rate, achieved_rate) = match sampling.rate {
+    let (requested_rate, achieved_rate) = match sending.rate {
         Some(rate) => (
             Some(rate),
             Some(sent as f64 / elapsed.as_secs_f64().max(1e-3)),
@@ -448,7 +373,7 @@ fn judge(
         None => (None, None),
     };
     let population = Population {
-        planned: sampling.count,
+        planned: sending.planned,
         sent,
         answered: tally.answered,
         cut_short: tally.cut_short,
@@ -467,10 +392,10 @@ fn judge(
 
     let min_samples = thresholds
         .min_samples
-        .unwrap_or(match sampling.rate {
+        .unwrap_or(match sending.rate {
             // Open model: the arrivals that fit the duration, less a tenth for timing.
-            Some(_) => (sampling.count as f64 * 0.9).floor() as u64,
-            None => sampling.count,
+            Some(_) => (sending.planned as f64 * 0.9).floor() as u64,
+            None => sending.planned,
         })
         .max(1);
     let mut failures: Vec<Failure> = population
@@ -492,12 +417,12 @@ fn judge(
             expectation: "rate".into(),
             expected: format!(
                 "{:.1}/s with at most {} in flight",
-                sampling.rate.unwrap_or_default(),
-                sampling.concurrency
+                sending.rate.unwrap_or_default(),
+                sending.concurrency
             ),
             measured: format!(
                 "green could not keep up: {dropped} arrivals found {} requests already in flight (achieved {:.1}/s)",
-                sampling.concurrency,
+                sending.concurrency,
                 population.achieved_rate.unwrap_or_default()
             ),
         });
@@ -515,7 +440,7 @@ fn judge(
         Outcome::Inconclusive {
             cause: format!(
                 "{why}: {} of {} samples answered, at least {min_samples} needed to judge the thresholds",
-                tally.answered, sampling.count
+                tally.answered, sending.planned
             ),
         }
     } else if late > sent / 10 && late > 0 {
@@ -523,7 +448,7 @@ fn judge(
             cause: format!(
                 "the load generator could not keep up: {late} of {sent} arrivals were sent late (achieved {:.1}/s of {:.1}/s) while green had room; give the function more CPU or ask for a lower rate",
                 population.achieved_rate.unwrap_or_default(),
-                sampling.rate.unwrap_or_default()
+                sending.rate.unwrap_or_default()
             ),
         }
     } else {
@@ -546,4 +471,222 @@ fn with_reasons(measured: &str, population: &Population) -> String {
         .map(|n| format!("; {n} more with other reasons"))
         .unwrap_or_default();
     format!("{measured}: {}{other}", reasons.join("; "))
+}
+
+/// `thresholds:` as written.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ThresholdsDocument {
+    #[serde(default)]
+    pub errors: Option<String>,
+    #[serde(default)]
+    pub p50: Option<String>,
+    #[serde(default)]
+    pub p90: Option<String>,
+    #[serde(default)]
+    pub p95: Option<String>,
+    #[serde(default)]
+    pub p99: Option<String>,
+    #[serde(default)]
+    pub max: Option<String>,
+    #[serde(default)]
+    pub min_samples: Option<u64>,
+}
+
+/// A population's `thresholds:`; `planned` requests bound `min_samples`.
+pub(crate) fn validate_thresholds(
+    value: Option<serde_json::Value>,
+    at: &str,
+    planned: u64,
+    p: &mut Problems,
+) -> Thresholds {
+    let Some(doc) = value.and_then(|v| p.read::<ThresholdsDocument>(v, at)) else {
+        return Thresholds::default();
+    };
+    let mut thresholds = Thresholds::default();
+    if let Some(text) = &doc.errors {
+        match RateLimit::parse(text) {
+            Ok(limit) => thresholds.errors = limit,
+            Err(message) => p.error(format!("{at}.errors"), message),
+        }
+    }
+    for (statistic, text) in [
+        (Statistic::P50, &doc.p50),
+        (Statistic::P90, &doc.p90),
+        (Statistic::P95, &doc.p95),
+        (Statistic::P99, &doc.p99),
+        (Statistic::Max, &doc.max),
+    ] {
+        if let Some(text) = text {
+            match LatencyLimit::parse(text) {
+                Ok(limit) => thresholds.latency.push((statistic, limit)),
+                Err(message) => p.error(format!("{at}.{}", statistic.name()), message),
+            }
+        }
+    }
+    if let Some(min) = doc.min_samples {
+        if min == 0 || min > planned {
+            p.error(
+                format!("{at}.min_samples"),
+                format!("must be between 1 and the {planned} samples planned, found {min}"),
+            );
+        } else {
+            thresholds.min_samples = Some(min);
+        }
+    }
+    thresholds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::threshold::RateLimit;
+
+    fn answered(outcome: Outcome, ms: u64) -> Attempt {
+        Attempt {
+            outcome,
+            status: Some(200),
+            latency: Some(Duration::from_millis(ms)),
+            cut_short: false,
+            captured: Vec::new(),
+        }
+    }
+
+    fn failed(reason: &str) -> Outcome {
+        Outcome::Failed {
+            failures: vec![Failure {
+                expectation: "status".into(),
+                expected: "200".into(),
+                measured: reason.into(),
+            }],
+        }
+    }
+
+    fn tally(passed: u64, failed_with: &[&str]) -> Tally {
+        let mut tally = Tally {
+            per_route: vec![(0, 0)],
+            ..Tally::default()
+        };
+        for _ in 0..passed {
+            tally.add(0, None, &answered(Outcome::Passed, 10));
+        }
+        for reason in failed_with {
+            tally.add(0, None, &answered(failed(reason), 10));
+        }
+        tally
+    }
+
+    fn closed(planned: u64) -> Sending {
+        Sending {
+            planned,
+            concurrency: 1,
+            rate: None,
+        }
+    }
+
+    fn strict() -> Thresholds {
+        Thresholds {
+            errors: RateLimit::parse("< 1%").unwrap(),
+            ..Thresholds::default()
+        }
+    }
+
+    #[test]
+    fn an_error_rate_over_its_threshold_fails_with_its_reasons() {
+        let tally = tally(95, &["500", "500", "503", "504", "502"]);
+        let (outcome, population) = judge(
+            closed(100),
+            &strict(),
+            &tally,
+            100,
+            &Ending::default(),
+            Duration::from_secs(1),
+        );
+        assert_eq!(population.errors, 5);
+        let reason = outcome.reason();
+        assert!(
+            reason.starts_with(
+                "errors: expected < 1%, got 5% (5 of 100): status: expected 200, got 500 (2×); "
+            ),
+            "{reason}"
+        );
+        assert!(reason.ends_with("; 1 more with other reasons"), "{reason}");
+    }
+
+    #[test]
+    fn too_few_answers_is_inconclusive_but_failures_stand() {
+        let (outcome, _) = judge(
+            closed(100),
+            &strict(),
+            &tally(40, &[]),
+            40,
+            &Ending {
+                stopped_early: true,
+                ..Ending::default()
+            },
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            outcome,
+            Outcome::Inconclusive {
+                cause: "time ran out: 40 of 100 samples answered, at least 100 needed to judge the thresholds".into()
+            }
+        );
+        let (outcome, _) = judge(
+            closed(100),
+            &strict(),
+            &tally(30, &["500", "500"]),
+            32,
+            &Ending::default(),
+            Duration::from_secs(1),
+        );
+        assert_eq!(
+            outcome.label(),
+            "failed",
+            "fewer samples cannot make it better"
+        );
+    }
+
+    #[test]
+    fn a_load_run_fails_when_green_cannot_keep_up_and_is_inconclusive_when_the_generator_cannot() {
+        let sending = Sending {
+            planned: 100,
+            concurrency: 4,
+            rate: Some(100.0),
+        };
+        let ending = Ending {
+            dropped: 10,
+            ..Ending::default()
+        };
+        let (outcome, _) = judge(
+            sending,
+            &strict(),
+            &tally(90, &[]),
+            90,
+            &ending,
+            Duration::from_secs(1),
+        );
+        assert!(
+            outcome
+                .reason()
+                .contains("green could not keep up: 10 arrivals"),
+            "{}",
+            outcome.reason()
+        );
+        let ending = Ending {
+            late: 20,
+            ..Ending::default()
+        };
+        let (outcome, _) = judge(
+            sending,
+            &strict(),
+            &tally(100, &[]),
+            100,
+            &ending,
+            Duration::from_secs(1),
+        );
+        assert_eq!(outcome.label(), "inconclusive");
+        assert!(outcome
+            .reason()
+            .starts_with("the load generator could not keep up: 20 of 100"));
+    }
 }
