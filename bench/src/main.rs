@@ -171,6 +171,8 @@ async fn invocation(
 struct Load {
     ours_rate: f64,
     wrk_rate: f64,
+    /// The median of the paired runs' ratios (not the ratio of the medians).
+    ratio: f64,
     rss_kib: u64,
     overhead_ms: f64,
 }
@@ -186,28 +188,44 @@ async fn load_versus_wrk(subject: &Subject, requests: u64, runs: usize) -> Resul
     .await?;
     let url = server.url();
     let sequential = (requests / 5).max(1000);
-    let (mut ours, mut theirs, mut rss, mut overhead) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ours, mut theirs, mut ratios, mut rss, mut overhead) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut last_wall: Option<Duration> = None;
     for n in 0..runs {
-        // 16 in flight: the request rate.
-        let (wall, peak) = hook_load(subject, &url, requests, 16, 2 * n).await?;
+        // 16 in flight: the request rate. Each run is a pair, greenlight and wrk back to back for
+        // the same time, first one then the other in turn, so that drifts of a shared machine
+        // fall on both sides; the figure is the median of the pairs' ratios.
+        let wrk_first = last_wall.filter(|_| n % 2 == 1);
+        let before = match wrk_first {
+            Some(wall) => Some(wrk_rate(&wrk, &url, 2, 16, wall)?),
+            None => None,
+        };
+        let (wall, peak) = hook_load(subject, &url, requests, 16, 3 * n).await?;
+        last_wall = Some(wall);
         rss.push(peak as f64);
-        ours.push(requests as f64 / wall.as_secs_f64());
-        theirs.push(wrk_rate(&wrk, &url, 2, 16, wall)?);
+        let our_rate = requests as f64 / wall.as_secs_f64();
+        let their_rate = match before {
+            Some(rate) => rate,
+            None => wrk_rate(&wrk, &url, 2, 16, wall)?,
+        };
+        ours.push(our_rate);
+        theirs.push(their_rate);
+        ratios.push(our_rate / their_rate);
         // One at a time: what greenlight adds to each request over wrk's own round trip.
-        let (wall, _) = hook_load(subject, &url, sequential, 1, 2 * n + 1).await?;
+        let (wall, _) = hook_load(subject, &url, sequential, 1, 3 * n + 1).await?;
         let ours_each = wall.as_secs_f64() * 1000.0 / sequential as f64;
         let wrk_each = 1000.0 / wrk_rate(&wrk, &url, 1, 1, wall)?;
         overhead.push(ours_each - wrk_each);
         eprintln!(
-            "load: greenlight {:.0}/s, wrk {:.0}/s; one at a time {ours_each:.3} ms vs wrk {wrk_each:.3} ms",
-            ours.last().unwrap(),
-            theirs.last().unwrap()
+            "load: greenlight {our_rate:.0}/s, wrk {their_rate:.0}/s ({:.0}%{}); one at a time {ours_each:.3} ms vs wrk {wrk_each:.3} ms",
+            100.0 * our_rate / their_rate,
+            if wrk_first.is_some() { ", wrk first" } else { "" }
         );
     }
     Ok(Load {
         ours_rate: median(ours),
         wrk_rate: median(theirs),
+        ratio: median(ratios),
         rss_kib: median(rss) as u64,
         overhead_ms: median(overhead),
     })
@@ -401,7 +419,7 @@ async fn run() -> Result<()> {
             "load: greenlight {:.0}/s, wrk {:.0}/s ({:.0}%), peak RSS {:.1} MiB, overhead {:.3} ms",
             load.ours_rate,
             load.wrk_rate,
-            100.0 * load.ours_rate / load.wrk_rate,
+            100.0 * load.ratio,
             load.rss_kib as f64 / 1024.0,
             load.overhead_ms
         );
@@ -535,7 +553,7 @@ async fn run() -> Result<()> {
     let requests: u64 = if args.quick { 10_000 } else { 100_000 };
     match load_versus_wrk(&Subject::Rust(bootstrap(HOOK)), requests, runs).await {
         Ok(load) => {
-            let ratio = load.ours_rate / load.wrk_rate;
+            let ratio = load.ratio;
             rows.push(Row {
                 figure: format!("Load probe, {requests} requests at 16 in flight: request rate"),
                 ours: format!("{:.0}/s", load.ours_rate),
@@ -561,7 +579,7 @@ async fn run() -> Result<()> {
                 target: "< 0.2 ms".into(),
                 met: Some(load.overhead_ms < 0.2),
             });
-            notes.push(format!("Load: both send GET / to the same hyper server on 127.0.0.1 (no logging), 16 requests in flight: wrk with 2 threads for as long as greenlight took, greenlight as the after-allow-test-traffic hook running one check with `samples: {{count: {requests}, concurrency: 16}}` (each answer judged). The machine's 2 cores are shared by the server and the load generator in both cases. The overhead is measured one request at a time: the hook's time per request (each answer judged, the invocation's fixed cost included) less wrk's time per request against the same server (`-t1 -c1`)."));
+            notes.push(format!("Load: both send GET / to the same hyper server on 127.0.0.1 (no logging), 16 requests in flight: wrk with 2 threads for as long as greenlight took (in each run a pair, back to back, wrk first in every other pair; the rate figure is the median of the pairs' ratios), greenlight as the after-allow-test-traffic hook running one check with `samples: {{count: {requests}, concurrency: 16}}` (each answer judged). The machine's 2 cores are shared by the server and the load generator in both cases. The overhead is measured one request at a time: the hook's time per request (each answer judged, the invocation's fixed cost included) less wrk's time per request against the same server (`-t1 -c1`)."));
         }
         Err(e) => notes.push(format!("Load figures not measured: {e}")),
     }

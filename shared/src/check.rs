@@ -171,7 +171,8 @@ pub(crate) async fn attempt(
             .await
             .map_err(|e| crate::http::describe_error(&e))?;
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        // Taken, not copied: the body is read from `response` without them.
+        let headers = std::mem::take(response.headers_mut());
         let mut body = Vec::new();
         let mut truncated = false;
         // Room for the whole body is taken before reading it, all at once: taking it piece by
