@@ -44,6 +44,10 @@ enum Command {
         /// Base URL that reaches green, e.g. the test listener: http://my-alb:8080
         #[arg(long, value_name = "URL")]
         target: Option<String>,
+        /// Base URL that reaches blue, for compare checks (the production listener); sets
+        /// GREENLIGHT_PRODUCTION_URL for this run.
+        #[arg(long, value_name = "URL")]
+        baseline: Option<String>,
         /// `text` shows each check as it ends and a verdict table; `json` prints the verdict for pipelines.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -137,8 +141,9 @@ fn main() -> ExitCode {
             Command::Verify {
                 plan,
                 target,
+                baseline,
                 format,
-            } => verify_cmd::run(plan, target, format).await,
+            } => verify_cmd::run(plan, target, baseline, format).await,
             Command::Plan {
                 command: PlanCommand::Check { file, target },
             } => plan_cmd::check(&file, target),

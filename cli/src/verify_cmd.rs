@@ -11,8 +11,16 @@ use serde_json::json;
 
 use crate::{output, style, Format};
 
-pub async fn run(plan_file: Option<PathBuf>, target: Option<String>, format: Format) -> u8 {
-    let env = Env::process();
+pub async fn run(
+    plan_file: Option<PathBuf>,
+    target: Option<String>,
+    baseline: Option<String>,
+    format: Format,
+) -> u8 {
+    let mut env = Env::process();
+    if let Some(baseline) = baseline {
+        env = env.with_values(vec![("GREENLIGHT_PRODUCTION_URL".into(), baseline)]);
+    }
     let plan = PlanSettings::from_env(&env)
         .map(|mut settings| {
             if let Some(file) = &plan_file {

@@ -339,6 +339,70 @@ async fn verify_passes_against_a_healthy_service_and_fails_against_a_broken_one(
 }
 
 #[tokio::test]
+async fn verify_compares_green_with_the_baseline_given_on_the_command_line() {
+    let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plans/compare.yaml");
+    let plan = plan.to_str().unwrap();
+    let app = |color: &str, version: &str, mode: Mode| DemoApp {
+        color: color.into(),
+        version: version.into(),
+        mode,
+    };
+    let blue = app("blue", "1.0.0", Mode::Healthy)
+        .serve("127.0.0.1:0")
+        .await
+        .unwrap();
+    let green = app("green", "2.0.0", Mode::Healthy)
+        .serve("127.0.0.1:0")
+        .await
+        .unwrap();
+    let output = greenlight(&[
+        "verify",
+        "--plan",
+        plan,
+        "--target",
+        &green.url(),
+        "--baseline",
+        &blue.url(),
+    ])
+    .await;
+    let out = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("PASSED  same-as-blue"), "{out}");
+    assert!(out.contains("100 of 100 pairs"), "{out}");
+
+    let broken = app("green", "2.0.0", Mode::Broken)
+        .serve("127.0.0.1:0")
+        .await
+        .unwrap();
+    let output = greenlight(&[
+        "verify",
+        "--plan",
+        plan,
+        "--target",
+        &broken.url(),
+        "--baseline",
+        &blue.url(),
+    ])
+    .await;
+    let out = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("errors vs blue: expected an error rate at most 1% above blue's 0%, got 50%"),
+        "{out}"
+    );
+    assert!(out.contains("status (200 → 500) in GET "), "{out}");
+
+    // Without a baseline, the comparison cannot run: a configuration error, not a pass.
+    let output = greenlight(&["verify", "--plan", plan, "--target", &green.url()]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stderr).contains("set GREENLIGHT_PRODUCTION_URL"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[tokio::test]
 async fn verify_with_a_bad_plan_is_a_configuration_error() {
     let dir = std::env::temp_dir().join(format!("greenlight-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

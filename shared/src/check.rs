@@ -41,6 +41,14 @@ pub fn body_memory_in_use_kib() -> usize {
 /// megabytes, and the function has 128.
 static JUDGING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
+/// A complete answer kept for comparing; its body's memory is counted until it is dropped.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+    _room: tokio::sync::SemaphorePermit<'static>,
+}
+
 /// One exchange with green, judged.
 #[derive(Debug)]
 pub(crate) struct Attempt {
@@ -51,6 +59,8 @@ pub(crate) struct Attempt {
     pub cut_short: bool,
     /// What the check's `capture:` took from a passing answer.
     pub captured: Vec<(String, String)>,
+    /// The answer itself, when it was asked to be kept and arrived whole.
+    pub kept: Option<Kept>,
 }
 
 impl Attempt {
@@ -64,6 +74,7 @@ impl Attempt {
             latency: None,
             cut_short: true,
             captured: Vec::new(),
+            kept: None,
         }
     }
 }
@@ -139,6 +150,9 @@ async fn run_filled(client: &reqwest::Client, check: &Check, deadline: Deadline)
             crate::probe::samples::run(client, check, samples, deadline).await
         }
         Probe::Load(load) => crate::probe::load::run(client, check, load, deadline).await,
+        Probe::Compare(compare) => {
+            crate::probe::compare::run(client, check, compare, deadline).await
+        }
     }
 }
 
@@ -153,6 +167,26 @@ pub(crate) async fn attempt(
     check: &Check,
     deadline: Deadline,
     number: u32,
+) -> Attempt {
+    exchange(client, check, deadline, number, false).await
+}
+
+/// [`attempt`], keeping the complete answer (its body within the body-memory bound until it is
+/// dropped), for probes that compare answers.
+pub(crate) async fn attempt_keeping(
+    client: &reqwest::Client,
+    check: &Check,
+    deadline: Deadline,
+) -> Attempt {
+    exchange(client, check, deadline, 1, true).await
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    check: &Check,
+    deadline: Deadline,
+    number: u32,
+    keep: bool,
 ) -> Attempt {
     let limit = check.timeout.min(deadline.remaining());
     let cut_by_deadline = limit < check.timeout;
@@ -219,13 +253,13 @@ pub(crate) async fn attempt(
         let judged = if answer.body.len() <= INLINE_JUDGING_BYTES {
             // A small answer is judged where it arrived: handing it to another thread would cost
             // more than judging it, and its work is bounded by the budget.
-            drop(held);
-            answer.judge(
+            let judged = answer.judge(
                 &check.expect,
                 check.probe.captures(),
                 &secret_captures,
                 judge_by,
-            )
+            );
+            (judged, answer, held)
         } else {
             let permit = JUDGING
                 .acquire()
@@ -236,13 +270,20 @@ pub(crate) async fn attempt(
             tokio::task::spawn_blocking(move || {
                 // The body's memory is given back when the body itself is dropped, even if the
                 // attempt's time limit ended first.
-                let _permits = (permit, held);
-                answer.judge(&expect, &captures, &secret_captures, judge_by)
+                let _permit = permit;
+                let judged = answer.judge(&expect, &captures, &secret_captures, judge_by);
+                (judged, answer, held)
             })
             .await
             .map_err(|e| format!("judging the answer failed: {e}"))?
         };
-        Ok::<_, String>((status, latency, judged))
+        let (judged, answer, held) = judged;
+        let kept = (keep && !answer.truncated).then(|| Kept {
+            headers: answer.headers,
+            body: answer.body,
+            _room: held,
+        });
+        Ok::<_, String>((status, latency, judged, kept))
     };
     match tokio::time::timeout(limit, exchange).await {
         Err(_) => {
@@ -273,6 +314,7 @@ pub(crate) async fn attempt(
                 latency: None,
                 cut_short: cut_by_deadline,
                 captured: Vec::new(),
+                kept: None,
             }
         }
         Ok(Err(cause)) => Attempt {
@@ -281,8 +323,9 @@ pub(crate) async fn attempt(
             latency: None,
             cut_short: false,
             captured: Vec::new(),
+            kept: None,
         },
-        Ok(Ok((status, latency, judged))) => {
+        Ok(Ok((status, latency, judged, kept))) => {
             let (outcome, captured) = match judged {
                 Ok((failures, captured)) if failures.is_empty() => (Outcome::Passed, captured),
                 Ok((failures, _)) => (Outcome::Failed { failures }, Vec::new()),
@@ -299,6 +342,7 @@ pub(crate) async fn attempt(
                 latency: Some(latency),
                 cut_short: false,
                 captured,
+                kept,
             }
         }
     }

@@ -357,16 +357,31 @@ fn stage_plans(
     stages
         .into_iter()
         .filter_map(|(stage, stage_spec)| {
-            let checks = stage_spec
+            let mut checks = stage_spec
                 .checks
                 .clone()
                 .unwrap_or_else(|| spec.checks.clone());
-            if checks.is_empty() {
-                return None;
-            }
             // The stage's own target, else the production URL for production stages, else
             // GREENLIGHT_TEST_URL, else the plan's target.
             let production = stage.contains("PRODUCTION");
+            if production {
+                // Once production traffic shifts, the production listener reaches green: there
+                // is no blue left to compare with.
+                checks.retain(|check| {
+                    let compares = matches!(check.probe, crate::probe::Probe::Compare(_));
+                    if compares {
+                        tracing::warn!(
+                            stage = stage.as_str(),
+                            check = check.name.as_str(),
+                            "compare check not run at this stage: production traffic reaches green here, so blue can no longer be asked; compare runs at POST_TEST_TRAFFIC_SHIFT"
+                        );
+                    }
+                    !compares
+                });
+            }
+            if checks.is_empty() {
+                return None;
+            }
             let (target, setting) = match &stage_spec.target {
                 Some(own) => (Some(own.clone()), None),
                 None => (
@@ -401,7 +416,32 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::Probe;
     use std::time::Duration;
+
+    #[test]
+    fn compare_runs_against_blue_before_the_production_shift_and_never_after() {
+        let plan = "version: 1\nchecks:\n  - {name: health, path: /health}\n  - {name: same-as-blue, path: /api, compare: true}\n";
+        let hook = EcsHook::new(&Env::from_pairs([
+            ("GREENLIGHT_TEST_URL", "http://green.test:8080"),
+            ("GREENLIGHT_PRODUCTION_URL", "http://prod.test"),
+            ("GREENLIGHT_PLAN", plan),
+        ]));
+        let stages = hook.stages.as_ref().expect("a usable plan");
+        let names = |stage: &str| -> Vec<String> {
+            let (plan, _) = stages[stage].as_ref().expect("resolved");
+            plan.checks.iter().map(|c| c.name.clone()).collect()
+        };
+        assert_eq!(names(POST_TEST_TRAFFIC_SHIFT), ["health", "same-as-blue"]);
+        let (plan, _) = stages[POST_TEST_TRAFFIC_SHIFT].as_ref().unwrap();
+        let Probe::Compare(compare) = &plan.checks[1].probe else {
+            panic!("a compare probe")
+        };
+        assert_eq!(compare.blue[0].url.as_str(), "http://prod.test/api");
+        assert_eq!(plan.checks[1].url.as_str(), "http://green.test:8080/api");
+        // Once production traffic reaches green, there is no blue behind the production URL.
+        assert_eq!(names(POST_PRODUCTION_TRAFFIC_SHIFT), ["health"]);
+    }
 
     #[test]
     fn reads_the_wrapped_and_the_flat_shape() {

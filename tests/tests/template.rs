@@ -256,6 +256,7 @@ fn functions_get_the_documented_environment() {
             "after-allow-test-traffic",
             BTreeSet::from([
                 "GREENLIGHT_TEST_URL",
+                "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
@@ -264,6 +265,7 @@ fn functions_get_the_documented_environment() {
             "before-allow-traffic",
             BTreeSet::from([
                 "GREENLIGHT_TEST_URL",
+                "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),

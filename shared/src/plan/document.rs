@@ -34,6 +34,9 @@ pub(crate) struct PlanDocument {
     pub tls: Option<Value>,
     #[serde(default)]
     pub defaults: Option<Value>,
+    /// Blue, for compare checks: a URL, or `{url, safe_methods}`.
+    #[serde(default)]
+    pub baseline: Option<Value>,
     /// Checks retried until they pass, before any other check runs.
     #[serde(default)]
     pub ready: Option<Value>,
@@ -42,6 +45,15 @@ pub(crate) struct PlanDocument {
     /// ECS-native lifecycle stages (`POST_TEST_TRAFFIC_SHIFT`, …) and what to verify at each.
     #[serde(default)]
     pub stages: Option<BTreeMap<String, Value>>,
+}
+
+/// `baseline:` as a map.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct BaselineDocument {
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub safe_methods: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +151,12 @@ pub(crate) struct CheckDocument {
     pub samples: Option<Value>,
     #[serde(default)]
     pub thresholds: Option<Value>,
+    /// Green against blue: `true`, or `{samples, concurrency, latency, errors, diff}`.
+    #[serde(default)]
+    pub compare: Option<Value>,
+    /// Short for routes of weight 1: `paths: [/a, /b]`.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
     /// Values taken from the answer for later checks: `{order_id: {json: $.id}}`.
     #[serde(default)]
     pub capture: Option<BTreeMap<String, Value>>,
@@ -297,6 +315,11 @@ fn plain(message: &str) -> String {
         | "struct StageDocument"
         | "struct DefaultsDocument"
         | "struct ReadyDocument"
+        | "struct BaselineDocument"
+        | "struct CompareDocument"
+        | "struct LatencyDocument"
+        | "struct ErrorsDocument"
+        | "struct DiffDocument"
         | "struct RouteDocument"
         | "struct SamplesDocument"
         | "struct ThresholdsDocument"

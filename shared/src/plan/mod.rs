@@ -198,6 +198,8 @@ pub struct PlanSpec {
     pub not_secret: Vec<String>,
     /// How HTTPS targets are trusted (`tls:`).
     pub tls: TlsSpec,
+    /// Blue, for compare checks (`baseline:`).
+    pub baseline: BaselineSpec,
     /// Checks that must pass before any other runs, retried until they do.
     pub ready: Option<ReadySpec>,
     pub checks: Vec<CheckSpec>,
@@ -221,6 +223,23 @@ pub struct Ready {
     pub within: Duration,
     pub interval: Duration,
     pub checks: Vec<Check>,
+}
+
+/// `baseline:` as written: where blue answers (default: `GREENLIGHT_PRODUCTION_URL`), and the
+/// methods that may be sent there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselineSpec {
+    pub url: Option<Template>,
+    pub safe_methods: Vec<Method>,
+}
+
+impl Default for BaselineSpec {
+    fn default() -> Self {
+        BaselineSpec {
+            url: None,
+            safe_methods: vec![Method::GET, Method::HEAD],
+        }
+    }
 }
 
 /// What a check that passed only after failed attempts counts as.
@@ -305,6 +324,7 @@ impl PlanSpec {
             target: None,
             not_secret: Vec::new(),
             tls: TlsSpec::default(),
+            baseline: BaselineSpec::default(),
             checks: vec![CheckSpec {
                 name: "test-listener".into(),
                 method: Method::GET,

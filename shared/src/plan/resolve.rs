@@ -83,18 +83,34 @@ pub(super) fn resolve(
         server_name: server_name.clone(),
         env: env.clone(),
     };
+    let compares = spec
+        .checks
+        .iter()
+        .any(|c| matches!(c.probe, Probe::Compare(_)));
+    let baseline = if compares {
+        resolve_baseline(&spec.baseline, target.as_ref(), env, &visible, &mut found)
+    } else {
+        None
+    };
     let resolve_all = |specs: &[CheckSpec], prefix: &str, found: &mut Found| {
         let mut checks = Vec::with_capacity(specs.len());
-        for (i, check) in specs.iter().enumerate() {
+        for (i, check_spec) in specs.iter().enumerate() {
             let at = format!("{prefix}[{i}]");
-            if !check.uses_captures.is_empty() {
-                checks.push(deferred_check(check, at, target.as_ref(), &context));
+            if !check_spec.uses_captures.is_empty() {
+                checks.push(deferred_check(check_spec, at, target.as_ref(), &context));
                 continue;
             }
             if let Some(mut check) =
-                resolve_check(check, &at, target.as_ref(), env, &visible, found)
+                resolve_check(check_spec, &at, target.as_ref(), env, &visible, found)
             {
                 send_to_server_name(&mut check, server_name.as_ref());
+                if let (Probe::Compare(_), Some(baseline)) = (&check_spec.probe, &baseline) {
+                    let blue =
+                        blue_requests(check_spec, &check, &at, baseline, env, &visible, found);
+                    if let Probe::Compare(compare) = &mut check.probe {
+                        compare.blue = blue;
+                    }
+                }
                 checks.push(check);
             }
         }
@@ -123,6 +139,94 @@ pub(super) fn resolve(
         warnings: spec.warnings.clone(),
         tls: tls.map(Arc::new),
     })
+}
+
+/// Blue's address for compare checks: the plan's `baseline`, else `GREENLIGHT_PRODUCTION_URL`.
+/// Never the target itself: green compared with green would pass whatever green does.
+fn resolve_baseline(
+    spec: &BaselineSpec,
+    target: Option<&Target>,
+    env: &Env,
+    visible: &Visible<'_>,
+    found: &mut Found,
+) -> Option<Target> {
+    let baseline = match &spec.url {
+        Some(template) => fill_target(template, "baseline.url", env, visible, found)?,
+        None => {
+            let url = match env.setting("GREENLIGHT_PRODUCTION_URL") {
+                Ok(Some(url)) => url,
+                Ok(None) => {
+                    found.error(
+                        "baseline",
+                        "compare checks send the same requests to blue: set GREENLIGHT_PRODUCTION_URL (the production listener, which still reaches blue) or the plan's `baseline:`",
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    found.error("baseline", e.to_string());
+                    return None;
+                }
+            };
+            match Target::parse(&url, &url, "GREENLIGHT_PRODUCTION_URL") {
+                Ok(t) => t,
+                Err(message) => {
+                    found.error("baseline", message.trim_start().to_string());
+                    return None;
+                }
+            }
+        }
+    };
+    if let Some((user, password)) = baseline.userinfo() {
+        found
+            .userinfo
+            .push((user.to_string(), password.map(str::to_string)));
+    }
+    if target.is_some_and(|t| t.url() == baseline.url()) {
+        found.error(
+            "baseline",
+            "blue's address is the target's own: green would be compared with itself; the baseline is the production listener, the target the test listener",
+        );
+        return None;
+    }
+    Some(baseline)
+}
+
+/// Blue's copy of a compare check's requests (the check itself, or each route), sent to the
+/// baseline.
+fn blue_requests(
+    spec: &CheckSpec,
+    green: &Check,
+    at: &str,
+    baseline: &Target,
+    env: &Env,
+    visible: &Visible<'_>,
+    found: &mut Found,
+) -> Vec<Arc<Check>> {
+    let Some(blue) = resolve_check(spec, at, Some(baseline), env, visible, found) else {
+        return Vec::new();
+    };
+    let pairs: Vec<(Arc<Check>, Arc<Check>)> = if blue.routes.is_empty() {
+        vec![(Arc::new(green.clone()), Arc::new(blue))]
+    } else {
+        green
+            .routes
+            .iter()
+            .map(|(g, _)| Arc::clone(g))
+            .zip(blue.routes.iter().map(|(b, _)| Arc::clone(b)))
+            .collect()
+    };
+    for (g, b) in &pairs {
+        if g.url == b.url {
+            found.error(
+                format!("{at}.path"),
+                format!(
+                    "{} goes to the same address for blue and green (a full URL); a compared path is relative to the target and the baseline",
+                    b.request_line
+                ),
+            );
+        }
+    }
+    pairs.into_iter().map(|(_, b)| b).collect()
 }
 
 /// What filling in a deferred check needs of the plan it belongs to.

@@ -10,8 +10,8 @@ use reqwest::Method;
 use serde_json::Value;
 
 use super::document::{
-    read, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument, ReadyDocument,
-    RouteDocument, StageDocument, TlsDocument,
+    read, BaselineDocument, CheckDocument, DefaultsDocument, ExpectDocument, PlanDocument,
+    ReadyDocument, RouteDocument, StageDocument, TlsDocument,
 };
 use super::problems::Problems;
 use super::target::{has_scheme, parse_absolute, Target};
@@ -114,6 +114,7 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         &defaults,
         &mut p,
     );
+    let baseline = validate_baseline(document.baseline, &mut p);
     let mut stages = BTreeMap::new();
     for (stage, value) in document.stages.unwrap_or_default() {
         let at = format!("stages.{stage}");
@@ -150,6 +151,12 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             },
         );
     }
+    only_safe_methods_to_blue(&checks, "checks", &baseline, &mut p);
+    for (stage, spec) in &stages {
+        if let Some(checks) = &spec.checks {
+            only_safe_methods_to_blue(checks, &format!("stages.{stage}.checks"), &baseline, &mut p);
+        }
+    }
     let stage_checks = stages
         .values()
         .any(|s| s.checks.as_ref().is_some_and(|c| !c.is_empty()));
@@ -164,6 +171,7 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             not_secret: document.not_secret,
             tls,
             compression: document.compression.unwrap_or(false),
+            baseline,
             ready,
             checks,
             stages,
@@ -171,6 +179,66 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
         })
     } else {
         Err(PlanError::Invalid(p.errors))
+    }
+}
+
+/// `baseline:` a URL (with `${VAR}`s), or `{url, safe_methods}`.
+fn validate_baseline(value: Option<Value>, p: &mut Problems) -> BaselineSpec {
+    let doc = match value {
+        None => BaselineDocument::default(),
+        Some(Value::String(url)) => BaselineDocument {
+            url: Some(url),
+            safe_methods: None,
+        },
+        Some(other) => p
+            .read::<BaselineDocument>(other, "baseline")
+            .unwrap_or_default(),
+    };
+    let url = doc
+        .url
+        .as_deref()
+        .and_then(|u| target_template(p, "baseline.url", u));
+    let safe_methods = match doc.safe_methods {
+        None => vec![Method::GET, Method::HEAD],
+        Some(names) => names
+            .iter()
+            .enumerate()
+            .map(|(i, m)| parse_method(Some(m), &format!("baseline.safe_methods[{i}]"), p))
+            .collect(),
+    };
+    BaselineSpec { url, safe_methods }
+}
+
+/// Compare checks send every request to blue too, through the production listener: only the
+/// methods the plan marks safe.
+fn only_safe_methods_to_blue(
+    checks: &[CheckSpec],
+    prefix: &str,
+    baseline: &BaselineSpec,
+    p: &mut Problems,
+) {
+    for (i, check) in checks.iter().enumerate() {
+        if !matches!(check.probe, Probe::Compare(_)) {
+            continue;
+        }
+        let methods = std::iter::once(&check.method).chain(check.routes.iter().map(|r| &r.method));
+        for method in methods {
+            if !baseline.safe_methods.contains(method) {
+                let listed: Vec<String> = baseline
+                    .safe_methods
+                    .iter()
+                    .map(Method::to_string)
+                    .collect();
+                p.error(
+                    format!("{prefix}[{i}].method"),
+                    format!(
+                        "a compare check sends each request to blue too, through the production listener; {method} is not among the methods sent there ({}); list it in `baseline.safe_methods` only if it changes nothing",
+                        listed.join(", ")
+                    ),
+                );
+                break;
+            }
+        }
     }
 }
 
@@ -252,6 +320,8 @@ fn validate_checks(
             headers,
             body,
             routes: route_documents,
+            paths,
+            compare,
             timeout,
             retries,
             retry_delay,
@@ -277,6 +347,22 @@ fn validate_checks(
             merged.push((name, value));
         }
         let body = body.and_then(|b| p.template(&format!("{at}.body"), &b));
+        let route_documents = match (route_documents, paths) {
+            (Some(_), Some(_)) => {
+                p.error(
+                    format!("{at}.paths"),
+                    "either `paths` (routes of weight 1) or `routes`, not both",
+                );
+                None
+            }
+            (None, Some(paths)) => Some(
+                paths
+                    .into_iter()
+                    .map(|path| serde_json::json!({ "path": path }))
+                    .collect(),
+            ),
+            (routes, None) => routes,
+        };
         let routes = route_documents
             .map(|documents| validate_routes(documents, &at, &method, &merged, body.as_ref(), p))
             .unwrap_or_default();
@@ -286,7 +372,7 @@ fn validate_checks(
             (None, None) => {
                 p.error(
                     at.clone(),
-                    "missing field `path` (or `routes`, for a sampled check)",
+                    "missing field `path` (or `paths`/`routes`, for a sampled or compared check)",
                 );
                 None
             }
@@ -305,6 +391,7 @@ fn validate_checks(
             capture,
             samples,
             thresholds,
+            compare,
         };
         let probe = crate::probe::validate(fields, &at, &defaults.probe, !routes.is_empty(), p);
         let captures = probe.as_ref().map(Probe::captures).unwrap_or_default();
@@ -320,6 +407,16 @@ fn validate_checks(
                     uses_captures.push(name);
                 }
             }
+        }
+        if probe
+            .as_ref()
+            .is_some_and(|probe| matches!(probe, Probe::Compare(_)))
+            && !uses_captures.is_empty()
+        {
+            p.error(
+                at.clone(),
+                "a compare check sends the same requests to blue, which knows nothing of values captured from green; compare requests that stand on their own",
+            );
         }
         for used in &uses_captures {
             if !captured_before.contains(used) {

@@ -10,10 +10,14 @@
 //! - [`load`]: arrivals at a `rate` for a `duration` (open model) under a concurrency ceiling,
 //!   judged by the same thresholds, and by whether green (or the generator) kept up.
 //!
-//! [`population`] is what the last two share: the tally, the route schedule, the thresholds and
+//! - [`compare`]: the same requests to blue and to green, judged side by side (latency shift,
+//!   error rates, response diffs with noise learnt from blue).
+//!
+//! [`population`] is what samples and load share: the tally, the route schedule, the thresholds and
 //! the judgment of a population. Data flows one way: plan → probe → measurements
 //! ([`Measured`]) → verdict.
 
+pub mod compare;
 pub mod exchange;
 pub mod histogram;
 pub mod load;
@@ -38,6 +42,7 @@ pub enum Probe {
     Exchange(exchange::Exchange),
     Samples(samples::Samples),
     Load(load::Load),
+    Compare(compare::Compare),
 }
 
 impl Probe {
@@ -47,6 +52,7 @@ impl Probe {
             Probe::Exchange(e) => e.describe(),
             Probe::Samples(s) => s.describe(),
             Probe::Load(l) => l.describe(),
+            Probe::Compare(c) => c.describe(),
         }
     }
 
@@ -84,6 +90,10 @@ pub enum Measured {
     },
     /// Samples or a load run: counts, percentiles, each threshold next to its measurement.
     Population { samples: Box<Population> },
+    /// Green against blue: both populations, the latency shift, error rates, response diffs.
+    Comparison {
+        comparison: Box<compare::Comparison>,
+    },
 }
 
 impl Measured {
@@ -91,7 +101,7 @@ impl Measured {
     pub fn status(&self) -> Option<u16> {
         match self {
             Measured::Exchange { status, .. } => *status,
-            Measured::Population { .. } => None,
+            _ => None,
         }
     }
 
@@ -99,7 +109,7 @@ impl Measured {
     pub fn population(&self) -> Option<&Population> {
         match self {
             Measured::Population { samples } => Some(samples),
-            Measured::Exchange { .. } => None,
+            _ => None,
         }
     }
 
@@ -107,7 +117,7 @@ impl Measured {
     pub fn earlier(&self) -> &[AttemptRecord] {
         match self {
             Measured::Exchange { earlier, .. } => earlier,
-            Measured::Population { .. } => &[],
+            _ => &[],
         }
     }
 
@@ -115,7 +125,7 @@ impl Measured {
     pub fn latency(&self) -> Option<Duration> {
         match self {
             Measured::Exchange { latency, .. } => *latency,
-            Measured::Population { .. } => None,
+            _ => None,
         }
     }
 
@@ -124,6 +134,7 @@ impl Measured {
     pub fn summary(&self, attempts: u32, passed: bool) -> String {
         match self {
             Measured::Population { samples } => samples.line(),
+            Measured::Comparison { comparison } => comparison.line(),
             Measured::Exchange {
                 status,
                 latency,
@@ -168,6 +179,7 @@ pub(crate) struct Fields {
     pub capture: Option<BTreeMap<String, Value>>,
     pub samples: Option<Value>,
     pub thresholds: Option<Value>,
+    pub compare: Option<Value>,
 }
 
 /// What the plan's `defaults` give every check's probe.
@@ -211,12 +223,34 @@ pub(crate) fn validate(
         capture,
         samples,
         thresholds,
+        compare,
     } = fields;
+    if let Some(compare) = compare {
+        // A comparison sends its pairs once each: no retries, no thresholds of its own, and
+        // nothing captured.
+        for (field, given) in [
+            ("samples", samples.is_some()),
+            ("thresholds", thresholds.is_some()),
+            ("retries", retries.is_some()),
+            ("retry_delay", retry_delay.is_some()),
+            ("retry_on", retry_on.is_some()),
+            ("flaky", flaky.is_some()),
+            ("capture", capture.is_some()),
+        ] {
+            if given {
+                p.error(
+                    format!("{at}.{field}"),
+                    "a compare check judges blue and green side by side by its own rules (compare.samples, compare.latency, compare.errors, compare.diff); remove this field",
+                );
+            }
+        }
+        return compare::validate(compare, &format!("{at}.compare"), p).map(Probe::Compare);
+    }
     let Some(samples) = samples else {
         if has_routes {
             p.error(
                 format!("{at}.routes"),
-                "routes spread a sampled check's requests; add `samples:` (for example `samples: {rate: 50/s, duration: 30s}`)",
+                "routes (and paths) spread a sampled or compared check's requests; add `samples:` (for example `samples: {rate: 50/s, duration: 30s}`) or `compare:`",
             );
         }
         if thresholds.is_some() {
@@ -314,6 +348,7 @@ mod tests {
             capture: None,
             samples: None,
             thresholds: None,
+            compare: None,
         }
     }
 
@@ -356,7 +391,7 @@ mod tests {
             },
             true,
         );
-        assert!(errors[0].starts_with("checks[0].routes: routes spread a sampled check"));
+        assert!(errors[0].starts_with("checks[0].routes: routes (and paths) spread"));
         assert!(errors[1].starts_with("checks[0].thresholds: thresholds judge a population"));
     }
 }

@@ -548,6 +548,7 @@ mod tests {
             latency: Some(Duration::from_millis(ms)),
             cut_short: false,
             captured: Vec::new(),
+            kept: None,
         }
     }
 
