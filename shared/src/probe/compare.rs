@@ -52,6 +52,9 @@ const DEFAULT_CONCURRENCY: usize = 4;
 const MAX_CONCURRENCY: usize = 32;
 /// Fewer answers than this a side, and latency is not judged.
 const MIN_ANSWERS: usize = 20;
+/// A latency comparison that does not show green slower passes only if it could have: it had
+/// at least this chance of detecting an increase of the allowed size.
+const MIN_POWER: f64 = 0.8;
 /// Requests named in the report for each differing place.
 const PLACES_KEPT: usize = 12;
 
@@ -341,6 +344,8 @@ pub struct LatencyFinding {
     pub allowed_ms: f64,
     pub confidence: f64,
     pub p_slower: f64,
+    /// The chance the test had of detecting an increase of the allowed size.
+    pub power: f64,
     pub decision: String,
 }
 
@@ -412,7 +417,7 @@ fn format_ms(ms: f64) -> String {
 }
 
 fn signed_ms(ms: f64) -> String {
-    if ms < 0.0 {
+    if ms <= -0.005 {
         format!("-{}", format_ms(-ms))
     } else {
         format!("+{}", format_ms(ms))
@@ -431,7 +436,7 @@ struct Tally {
     pairs: u64,
     /// Per route: blue's first whole answer (to learn noise from every later one), and the
     /// places where blue differed from itself.
-    first_blue: Vec<Option<crate::check::Kept>>,
+    first_blue: Vec<Option<Arc<FirstBlue>>>,
     noise: Vec<std::collections::BTreeSet<String>>,
     /// Each compared pair's differing places, with its route; judged against the noise at the
     /// end (noise learnt later still counts).
@@ -464,7 +469,11 @@ pub(crate) async fn run(
         noise: vec![Default::default(); greens.len()],
         ..Tally::default()
     }));
-    let options = compare.diff.clone();
+    let options = compare.diff.clone().map(Arc::new);
+    let mut learning = 0;
+    if let Some(options) = &options {
+        learning = learn_noise(client, &compare.blue, options, &tally, deadline).await;
+    }
     let next = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..compare.concurrency {
@@ -492,19 +501,19 @@ pub(crate) async fn run(
                     let blue = attempt_keeping(&client, &blues[route], deadline).await;
                     (blue, green)
                 };
-                record(&tally, route, blue, green, options.as_ref());
+                record(&tally, route, blue, green, options.as_ref()).await;
             }
         });
     }
     while workers.join_next().await.is_some() {}
-    let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|e| e.into_inner()));
+    let tally = std::mem::take(&mut *lock(&tally));
     let requests: Vec<String> = greens.iter().map(|g| g.request_line.clone()).collect();
     let (outcome, comparison) = judge(compare, tally, &requests);
     CheckReport {
         name: check.name.clone(),
         request: check.request_line.clone(),
         outcome,
-        attempts: (comparison.pairs * 2).min(u64::from(u32::MAX)) as u32,
+        attempts: (comparison.pairs * 2 + learning).min(u64::from(u32::MAX)) as u32,
         measured: Measured::Comparison {
             comparison: Box::new(comparison),
         },
@@ -512,6 +521,49 @@ pub(crate) async fn run(
         ready: false,
         captured: Vec::new(),
     }
+}
+
+/// Asks blue each request twice before the pairs: where the two answers differ is noise. Returns
+/// the requests sent.
+async fn learn_noise(
+    client: &reqwest::Client,
+    blues: &[Arc<Check>],
+    options: &Arc<diff::Options>,
+    tally: &Mutex<Tally>,
+    deadline: Deadline,
+) -> u64 {
+    let mut sent = 0;
+    for (route, blue) in blues.iter().enumerate() {
+        if deadline.remaining() < MIN_ATTEMPT * 4 {
+            break;
+        }
+        let first = attempt_keeping(client, blue, deadline).await;
+        let second = attempt_keeping(client, blue, deadline).await;
+        sent += 2;
+        let options = Arc::clone(options);
+        let learnt = tokio::task::spawn_blocking(move || {
+            let (Some(a), Some(b)) = (seen(&first), seen(&second)) else {
+                return (Vec::new(), None);
+            };
+            let noise: Vec<String> = diff::differences(&a, &b, &options)
+                .into_iter()
+                .map(|d| d.place)
+                .collect();
+            let kept = (b.body.len() <= FIRST_BLUE_MAX).then(|| FirstBlue {
+                status: b.status,
+                headers: b.headers.clone(),
+                body: b.body.to_vec(),
+            });
+            (noise, kept)
+        })
+        .await;
+        if let Ok((noise, kept)) = learnt {
+            let mut t = lock(tally);
+            t.noise[route].extend(noise);
+            t.first_blue[route] = kept.map(Arc::new);
+        }
+    }
+    sent
 }
 
 fn seen(attempt: &Attempt) -> Option<diff::Seen<'_>> {
@@ -523,57 +575,124 @@ fn seen(attempt: &Attempt) -> Option<diff::Seen<'_>> {
     })
 }
 
-/// Adds one pair. Diffing is linear in the answers' size (at most 1 MiB each).
-fn record(
+/// Blue's first whole answer to a request, kept (as a copy, when small) to learn noise from
+/// every later one.
+struct FirstBlue {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+/// Blue's answers larger than this are not kept between pairs: their noise is what the two
+/// answers asked before the pairs showed. Bounds what a comparison holds beside the body memory.
+const FIRST_BLUE_MAX: usize = 256 * 1024;
+/// Pairs whose answers together are larger than this are diffed on the blocking pool.
+const INLINE_DIFF_BYTES: usize = 8 * 1024;
+
+/// What diffing one pair found: differences, noise, and blue's answer if it is the first kept.
+type Diffed = (
+    Option<Vec<diff::Difference>>,
+    Vec<String>,
+    Option<FirstBlue>,
+);
+
+fn diff_pair(
+    blue: &Attempt,
+    green: &Attempt,
+    first: Option<&FirstBlue>,
+    options: &diff::Options,
+) -> Diffed {
+    let found = match (seen(blue), seen(green)) {
+        (Some(b), Some(g)) => Some(diff::differences(&b, &g, options)),
+        _ => None,
+    };
+    let Some(now) = seen(blue) else {
+        return (found, Vec::new(), None);
+    };
+    match first {
+        // Blue against blue: where it differs from its own first answer is noise.
+        Some(first) => {
+            let then = diff::Seen {
+                status: first.status,
+                headers: &first.headers,
+                body: &first.body,
+            };
+            let noise = diff::differences(&then, &now, options)
+                .into_iter()
+                .map(|d| d.place)
+                .collect();
+            (found, noise, None)
+        }
+        None if now.body.len() <= FIRST_BLUE_MAX => (
+            found,
+            Vec::new(),
+            Some(FirstBlue {
+                status: now.status,
+                headers: now.headers.clone(),
+                body: now.body.to_vec(),
+            }),
+        ),
+        None => (found, Vec::new(), None),
+    }
+}
+
+/// Adds one pair. Diffing is linear in the answers' size (at most 1 MiB each); large answers
+/// are diffed off the async workers.
+async fn record(
     tally: &Mutex<Tally>,
     route: usize,
     blue: Attempt,
     green: Attempt,
-    options: Option<&diff::Options>,
+    options: Option<&Arc<diff::Options>>,
 ) {
-    let found = options.and_then(|options| {
-        let (b, g) = (seen(&blue)?, seen(&green)?);
-        Some(diff::differences(&b, &g, options))
-    });
-    let mut t = tally.lock().unwrap_or_else(|e| e.into_inner());
     if blue.cut_short || green.cut_short {
         // The deadline ended the pair: it measured nothing.
         return;
     }
+    let measured = [&blue, &green].map(|a| (a.latency, a.outcome == Outcome::Passed));
+    let diffed = match options {
+        None => (None, Vec::new(), None),
+        Some(options) => {
+            let first = lock(tally).first_blue[route].clone();
+            let size = |a: &Attempt| a.kept.as_ref().map_or(0, |k| k.body.len());
+            if size(&blue) + size(&green) <= INLINE_DIFF_BYTES {
+                diff_pair(&blue, &green, first.as_deref(), options)
+            } else {
+                let options = Arc::clone(options);
+                tokio::task::spawn_blocking(move || {
+                    diff_pair(&blue, &green, first.as_deref(), &options)
+                })
+                .await
+                // Diffing panicked: the pair still counts, without a diff.
+                .unwrap_or((None, Vec::new(), None))
+            }
+        }
+    };
+    let (found, noise, first) = diffed;
+    let mut t = lock(tally);
     t.pairs += 1;
-    if let Some(latency) = blue.latency {
+    let [(blue_latency, blue_ok), (green_latency, green_ok)] = measured;
+    if let Some(latency) = blue_latency {
         t.blue_ms.push(latency.as_secs_f64() * 1000.0);
         t.blue_answered += 1;
     }
-    if let Some(latency) = green.latency {
+    if let Some(latency) = green_latency {
         t.green_ms.push(latency.as_secs_f64() * 1000.0);
         t.green_answered += 1;
     }
-    t.blue_errors += u64::from(blue.outcome != Outcome::Passed);
-    t.green_errors += u64::from(green.outcome != Outcome::Passed);
+    t.blue_errors += u64::from(!blue_ok);
+    t.green_errors += u64::from(!green_ok);
     if let Some(found) = found {
         t.compared.push((route, found));
     }
-    // Blue against blue: where it differs from its own first answer to this request is noise.
-    if let (Some(options), Some(_)) = (options, seen(&blue)) {
-        match t.first_blue[route].take() {
-            None => t.first_blue[route] = blue.kept,
-            Some(first) => {
-                let first_seen = diff::Seen {
-                    status: blue.status.unwrap_or_default(),
-                    headers: &first.headers,
-                    body: &first.body,
-                };
-                let noise: Vec<String> =
-                    diff::differences(&first_seen, &seen(&blue).expect("kept"), options)
-                        .into_iter()
-                        .map(|d| d.place)
-                        .collect();
-                t.noise[route].extend(noise);
-                t.first_blue[route] = Some(first);
-            }
-        }
+    t.noise[route].extend(noise);
+    if t.first_blue[route].is_none() {
+        t.first_blue[route] = first.map(Arc::new);
     }
+}
+
+fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn side(ms: &mut [f64], answered: u64, errors: u64, pairs: u64) -> Side {
@@ -626,6 +745,11 @@ fn judge(compare: &Compare, mut t: Tally, requests: &[String]) -> (Outcome, Comp
             rule.max_increase * 100.0,
             signed_ms(allowed)
         );
+        // The test's power to detect an increase of exactly the allowed size: with the
+        // interval's spread, how often the interval would lie wholly above zero.
+        let z = stats::normal_quantile(0.5 + rule.confidence / 2.0);
+        let spread = ((shift.high - shift.low) / (2.0 * z)).max(f64::MIN_POSITIVE);
+        let power = stats::normal_cdf(allowed / spread - z);
         let decision = if shift.low > allowed {
             failures.push(Failure {
                 expectation: "latency vs blue".into(),
@@ -635,20 +759,17 @@ fn judge(compare: &Compare, mut t: Tally, requests: &[String]) -> (Outcome, Comp
             "slower than allowed"
         } else if shift.high <= allowed {
             "within the allowed increase"
+        } else if power >= MIN_POWER {
+            // Not shown slower than allowed, by a test that would have shown it.
+            "not shown slower than allowed"
         } else {
-            let half = (shift.high - shift.low) / 2.0;
-            let margin = (allowed - shift.estimate).abs();
-            let advice = if margin > 0.0 {
-                let needed = (pairs as f64 * (half / margin).powi(2)).ceil() as u64;
-                format!(
-                    "about {} more samples a side would decide",
-                    needed.saturating_sub(pairs).max(1)
-                )
-            } else {
-                "the estimate sits on the allowed increase; more samples will not decide".into()
-            };
+            // Samples needed for the spread that gives the test its minimum power.
+            let wanted = allowed / (z + stats::normal_quantile(MIN_POWER));
+            let needed = (pairs as f64 * (spread / wanted).powi(2)).ceil() as u64;
             undecided.push(format!(
-                "latency vs blue: cannot decide with {pairs} pairs whether {expected}: {described}; {advice}"
+                "latency vs blue: {pairs} pairs cannot tell whether {expected}: {described}; the test had {:.0}% power to detect that increase, and about {} more samples a side would detect it",
+                power * 100.0,
+                needed.saturating_sub(pairs).max(1)
             ));
             "undecided"
         };
@@ -659,6 +780,7 @@ fn judge(compare: &Compare, mut t: Tally, requests: &[String]) -> (Outcome, Comp
             allowed_ms: allowed,
             confidence: rule.confidence,
             p_slower: shift.p_slower,
+            power,
             decision: decision.into(),
         })
     });
@@ -930,11 +1052,17 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert!(
-            cause.starts_with("latency vs blue: cannot decide with 30 pairs"),
+            cause.starts_with(
+                "latency vs blue: 30 pairs cannot tell whether green at most 20% slower than blue"
+            ),
             "{cause}"
         );
         assert!(
-            cause.contains("more samples a side would decide"),
+            cause.contains("% power to detect that increase, and about "),
+            "{cause}"
+        );
+        assert!(
+            cause.ends_with("more samples a side would detect it"),
             "{cause}"
         );
     }
