@@ -30,6 +30,23 @@ pub fn all() -> Vec<Target> {
             run: plan,
         },
         Target {
+            name: "diff",
+            about: "response diffs: no document differs from itself, differences stay bounded",
+            seeds: || {
+                words(&[
+                    r#"{"items":[{"total":21.3,"id":"a"}],"at":"10:00"}"#,
+                    r#"[1,2,3]"#,
+                    r#"{"a":{"b":[{"c":null}]},"x y":true}"#,
+                    "plain text",
+                ])
+            },
+            dictionary: &[
+                "{", "}", "[", "]", ",", ":", "\"", "1", "1.0", "-0", "1e308", "null", "true",
+                "\"k\"", " ",
+            ],
+            run: diff,
+        },
+        Target {
             name: "duration",
             about: "durations as written in plans, and back",
             seeds: || words(&["250ms", "5s", "1m30s", "1.5s", "1h", "0.001ms", "2m", ""]),
@@ -243,6 +260,8 @@ fn plan_seeds() -> Vec<Vec<u8>> {
         include_str!("../../examples/plans/proves-green.yaml"),
         include_str!("../../examples/plans/rehearsal.yaml"),
         include_str!("../../examples/plans/catches-regressions.yaml"),
+        include_str!("../../examples/plans/compare.yaml"),
+        r#"{"version": 1, "baseline": {"url": "http://blue:81/b?x=1", "safe_methods": ["GET", "POST"]}, "checks": [{"name": "s", "method": "POST", "paths": ["/a", "/b?c=${TOKEN}"], "compare": {"samples": 50, "concurrency": 2, "latency": {"max_increase": "20%", "confidence": "99%", "ignore_below": "1ms"}, "errors": false, "diff": {"ignore": ["$.meta", "$..at"], "tolerance": {"$.items[*].total": 0.01}, "headers": ["content-type"]}}}]}"#,
         r#"{"version": 1, "compression": true, "checks": [{"name": "c", "method": "POST", "path": "/o", "capture": {"id": {"json": "$.id"}, "loc": {"header": "location"}, "r": {"body": "r=([0-9]+)"}}}, {"name": "g", "path": "/o/${captured.id}", "retry_on": ["transport", "5xx"], "flaky": "fail", "expect": {"assert": [{"json": "$.id", "equals": "${captured.id}"}, {"header": "x", "absent": true}]}}, {"name": "l", "samples": {"rate": "50/s", "duration": "2s", "concurrency": 4}, "routes": [{"path": "/a", "weight": 3}, {"path": "/b"}], "thresholds": {"errors": "< 1%", "p99": "< 1s", "min_samples": 50}}]}"#,
         r#"{"version": 1, "target": "http://u:p@h/?q=1", "checks": [{"name": "a", "path": "/x?y=${TOKEN}", "headers": {"x-k": "${TOKEN}"}, "expect": {"json": {"$..a": 1}}}]}"#,
     ])
@@ -257,6 +276,10 @@ fn plan(input: &[u8], _: u64) {
         ("TOKEN", "fuzz-token-value"),
         ("SMOKE_TOKEN", "smoke-token-value"),
         ("EXPECTED_VERSION", "2.0.0"),
+        (
+            "GREENLIGHT_PRODUCTION_URL",
+            "http://127.0.0.1:10/production",
+        ),
     ]);
     // A registry of this input's own: a process resolves a handful of plans, while the fuzzer
     // resolves millions, whose secrets must not pile up in one process-wide matcher.
@@ -288,8 +311,63 @@ fn plan(input: &[u8], _: u64) {
                         check.request_line
                     );
                 }
+                // What a comparison sends to blue: only safe methods, never to green's own
+                // address, and no secret in what is shown.
+                if let greenlight::probe::Probe::Compare(compare) = &check.probe {
+                    let greens = if check.routes.is_empty() {
+                        1
+                    } else {
+                        check.routes.len()
+                    };
+                    assert_eq!(compare.blue.len(), greens, "{}", check.name);
+                    for blue in &compare.blue {
+                        assert!(
+                            spec.baseline.safe_methods.contains(&blue.method),
+                            "{}",
+                            blue.method
+                        );
+                        assert_ne!(blue.url, check.url, "{}", blue.url);
+                        assert!(
+                            !blue.request_line.contains("fuzz-token-value"),
+                            "{}",
+                            blue.request_line
+                        );
+                    }
+                }
             }
         }
+    }
+}
+
+fn diff(input: &[u8], seed: u64) {
+    use greenlight::probe::compare::diff::{differences, Options, Seen, MAX_PER_ANSWER};
+    let headers = reqwest::header::HeaderMap::new();
+    let seen = |body| Seen {
+        status: 200,
+        headers: &headers,
+        body,
+    };
+    let options = Options {
+        ignore: vec!["$.at".into()],
+        tolerance: vec![("$.items[*].total".into(), 0.01)],
+        headers: vec!["content-type".into()],
+    };
+    // A document never differs from itself.
+    assert!(differences(&seen(input), &seen(input), &options).is_empty());
+    // Against a variant of itself, the differences are bounded and each names its place.
+    let mut other = input.to_vec();
+    if !other.is_empty() {
+        let at = (seed as usize) % other.len();
+        other[at] = other[at].wrapping_add(1);
+    }
+    let found = differences(&seen(input), &seen(&other), &options);
+    assert!(found.len() <= MAX_PER_ANSWER);
+    for d in &found {
+        assert!(d.place == "body" || d.place.starts_with('$'), "{}", d.place);
+        assert!(
+            d.blue.chars().count() <= 80 && d.green.chars().count() <= 80,
+            "{d:?}"
+        );
     }
 }
 

@@ -639,7 +639,7 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
         if check.probe.is_population() {
             p.error(
                 format!("ready.checks[{i}].samples"),
-                "a readiness check is one request, repeated until it passes; sample in `checks`",
+                "a readiness check is one request, repeated until it passes; samples, load and comparisons belong in `checks`",
             );
         }
     }

@@ -212,11 +212,13 @@ pub(crate) fn validate(value: Value, at: &str, p: &mut Problems) -> Option<Compa
         |doc: DiffDocument, at, p| {
             let mut ok = true;
             for (i, place) in doc.ignore.iter().chain(doc.tolerance.keys()).enumerate() {
-                if !(place.starts_with('$') || place == "body" || place == "status") {
-                    p.error(
-                    format!("{at}.{}", if i < doc.ignore.len() { "ignore" } else { "tolerance" }),
-                    format!("\"{place}\" is not a place in the answer; write it as the report does: $.items[*].total, $.meta"),
-                );
+                if let Err(message) = diff::check_place(place) {
+                    let field = if i < doc.ignore.len() {
+                        "ignore"
+                    } else {
+                        "tolerance"
+                    };
+                    p.error(format!("{at}.{field}"), message);
                     ok = false;
                 }
             }
@@ -324,6 +326,9 @@ pub struct Comparison {
     pub errors: Option<ErrorFinding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub responses: Option<DiffFinding>,
+    /// Time the latency and error statistics took (the percentiles, Mann-Whitney with the
+    /// Hodges-Lehmann interval, Fisher's test).
+    pub statistics_ms: f64,
 }
 
 /// One side's population.
@@ -719,6 +724,7 @@ fn judge(compare: &Compare, mut t: Tally, requests: &[String]) -> (Outcome, Comp
     let mut failures = Vec::new();
     let mut undecided = Vec::new();
 
+    let statistics = std::time::Instant::now();
     let latency = compare.latency.as_ref().and_then(|rule| {
         if t.blue_ms.len() < MIN_ANSWERS || t.green_ms.len() < MIN_ANSWERS {
             undecided.push(format!(
@@ -816,6 +822,7 @@ fn judge(compare: &Compare, mut t: Tally, requests: &[String]) -> (Outcome, Comp
         }
     });
 
+    let statistics_ms = statistics.elapsed().as_secs_f64() * 1000.0;
     let responses = compare.diff.as_ref().map(|_| {
         let mut places: BTreeMap<(String, diff::Kind), PlaceTally> = BTreeMap::new();
         let mut differing = 0;
@@ -892,6 +899,7 @@ fn judge(compare: &Compare, mut t: Tally, requests: &[String]) -> (Outcome, Comp
         latency,
         errors,
         responses,
+        statistics_ms,
     };
     let outcome = if !failures.is_empty() {
         Outcome::Failed { failures }
@@ -964,7 +972,7 @@ mod tests {
                 "checks[0].compare.errros: unknown field `errros`; did you mean `errors`? (known: `samples`, `concurrency`, `latency`, `errors`, `diff`)",
                 "checks[0].compare.samples: between 20 and 500 pairs, found 5000",
                 "checks[0].compare.latency.max_increase: \"lots\" is not a percentage such as 20%",
-                "checks[0].compare.diff.ignore: \"meta\" is not a place in the answer; write it as the report does: $.items[*].total, $.meta",
+                "checks[0].compare.diff.ignore: \"meta\" is not a place in the answer; write it as the report does: $.meta, $.items[*].total, $..updated_at, $['odd key']",
                 "checks[0].compare.diff.tolerance: $.total: a tolerance is a number of at least 0, found -1",
             ]
         );

@@ -76,12 +76,71 @@ impl Options {
     }
 }
 
-/// `$.a` covers `$.a`, `$.a.b` and `$.a[*]`, not `$.ab`.
-pub fn covers(prefix: &str, place: &str) -> bool {
-    match place.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('.') || rest.starts_with('['),
-        None => false,
+/// `$.a` covers `$.a`, `$.a.b` and `$.a[*]`, not `$.ab`; `$..at` covers an `at` at any depth
+/// (`$.at`, `$.items[*].at.zone`).
+pub fn covers(pattern: &str, place: &str) -> bool {
+    let boundary = |rest: &str| rest.is_empty() || rest.starts_with('.') || rest.starts_with('[');
+    let Some((head, tail)) = pattern.split_once("..") else {
+        return place.strip_prefix(pattern).is_some_and(boundary);
+    };
+    let Some(rest) = place.strip_prefix(head) else {
+        return false;
+    };
+    let needle = if tail.starts_with('[') {
+        tail.to_string()
+    } else {
+        format!(".{tail}")
+    };
+    rest.match_indices(needle.as_str())
+        .any(|(at, _)| boundary(&rest[at + needle.len()..]))
+}
+
+/// Whether `pattern` names places as the report writes them: `status`, `body`, `header NAME`, or
+/// `$` followed by `.name`, `['name']`, `[*]` (every item) and at most one `..` (any depth).
+pub fn check_place(pattern: &str) -> Result<(), String> {
+    if matches!(pattern, "status" | "body") || pattern.starts_with("header ") {
+        return Ok(());
     }
+    let how = "write it as the report does: $.meta, $.items[*].total, $..updated_at, $['odd key']";
+    let Some(mut rest) = pattern.strip_prefix('$') else {
+        return Err(format!("\"{pattern}\" is not a place in the answer; {how}"));
+    };
+    if pattern.matches("..").count() > 1 {
+        return Err(format!("\"{pattern}\" has more than one `..`; {how}"));
+    }
+    let name = |text: &str| {
+        text.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(text.len())
+    };
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("[*]") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("['") {
+            let Some(end) = r.find("']") else {
+                return Err(format!("\"{pattern}\" has an unclosed ['; {how}"));
+            };
+            rest = &r[end + 2..];
+        } else if let Some(r) = rest.strip_prefix("..").or_else(|| rest.strip_prefix('.')) {
+            if r.starts_with("['") {
+                rest = r;
+                continue;
+            }
+            let n = name(r);
+            if n == 0 {
+                return Err(format!(
+                    "\"{pattern}\" has an empty name after a dot; {how}"
+                ));
+            }
+            rest = &r[n..];
+        } else if rest.starts_with('[') {
+            return Err(format!(
+                "\"{pattern}\": array items are written [*] (a place stands for every item); indices and filters do not name places; {how}"
+            ));
+        } else {
+            return Err(format!("\"{pattern}\" is not a place in the answer; {how}"));
+        }
+    }
+    Ok(())
 }
 
 /// At most this many differences are kept per pair of answers.
@@ -360,6 +419,34 @@ mod tests {
             ["$.name value: \"x y\" → \"x  y\""]
         );
         assert!(covers("$.a", "$.a[*].b") && !covers("$.a", "$.ab"));
+        assert!(covers("$..at", "$.items[*].at") && covers("$..at", "$.at.zone"));
+        assert!(!covers("$..at", "$.items[*].attic") && !covers("$.x..at", "$.y.at"));
+    }
+
+    #[test]
+    fn places_in_a_plan_are_checked_as_the_report_writes_them() {
+        for good in [
+            "$",
+            "$.meta",
+            "$.items[*].total",
+            "$..updated_at",
+            "$['odd key'].x",
+            "status",
+            "header etag",
+        ] {
+            assert_eq!(check_place(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("meta", "is not a place in the answer"),
+            ("$.items[0].total", "array items are written [*]"),
+            ("$.items[?@.x].y", "array items are written [*]"),
+            ("$..a..b", "more than one `..`"),
+            ("$.", "an empty name after a dot"),
+            ("$['x", "an unclosed ['"),
+        ] {
+            let message = check_place(bad).unwrap_err();
+            assert!(message.contains(why), "{bad}: {message}");
+        }
     }
 
     #[test]
