@@ -241,3 +241,34 @@ checks:
     assert_eq!(json["comparison"]["pairs"], 200);
     assert_eq!(json["attempts"], 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_that_never_answers_makes_the_comparison_inconclusive_in_time() {
+    let blue = GreenServer::start(Behaviour::Hangs).await;
+    let green = GreenServer::start(orders(Variant::Same)).await;
+    let plan = r#"
+version: 1
+checks:
+  - {name: same-as-blue, path: /api/version, timeout: 300ms, compare: {samples: 20, concurrency: 10}}
+"#;
+    let env = Env::from_pairs([("GREENLIGHT_PRODUCTION_URL", blue.url().as_str())]);
+    let plan = PlanSpec::parse(plan)
+        .unwrap()
+        .resolve(Some(&Setting::new(green.url(), "--target")), &env)
+        .unwrap();
+    let client = greenlight::http::build_check_client().unwrap();
+    let deadline = Deadline::after(Duration::from_secs(30));
+    let verdict = greenlight::verify(&client, Arc::new(plan), deadline).await;
+    assert!(!verdict.succeeded());
+    assert!(
+        verdict.reason.contains("same-as-blue inconclusive: latency: too few answers to compare (0 from blue, 20 from green"),
+        "{}",
+        verdict.reason
+    );
+    // Two rounds of pairs at the attempt's timeout, not the whole budget.
+    assert!(
+        deadline.remaining() > Duration::from_secs(20),
+        "{:?}",
+        deadline.remaining()
+    );
+}

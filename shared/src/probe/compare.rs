@@ -543,8 +543,13 @@ async fn learn_noise(
             break;
         }
         let first = attempt_keeping(client, blue, deadline).await;
+        sent += 1;
+        if first.latency.is_none() {
+            // Blue does not answer: the pairs will show it; the budget is not spent here.
+            break;
+        }
         let second = attempt_keeping(client, blue, deadline).await;
-        sent += 2;
+        sent += 1;
         let options = Arc::clone(options);
         let learnt = tokio::task::spawn_blocking(move || {
             let (Some(a), Some(b)) = (seen(&first), seen(&second)) else {
