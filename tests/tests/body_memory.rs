@@ -67,21 +67,10 @@ version: 1
 checks:
   - {name: big, path: /, compare: {samples: 20, concurrency: 8, latency: false}}
 "#;
-    let env = greenlight::Env::from_pairs([("GREENLIGHT_PRODUCTION_URL", blue.url().as_str())]);
-    let plan = greenlight::PlanSpec::parse(plan)
-        .unwrap()
-        .resolve(
-            Some(&greenlight::plan::Setting::new(green.url(), "--target")),
-            &env,
-        )
-        .unwrap();
-    let client = greenlight::http::build_check_client().unwrap();
-    let verdict = greenlight::verify(
-        &client,
-        Arc::new(plan),
-        greenlight::Deadline::after(Duration::from_secs(30)),
-    )
-    .await;
+    let spec = greenlight::PlanSpec::parse(plan).unwrap();
+    let blue_url = blue.url();
+    let env = [("GREENLIGHT_PRODUCTION_URL", blue_url.as_str())];
+    let verdict = common::run_spec(&spec, &green, &env, Duration::from_secs(30)).await;
     assert!(
         verdict
             .reason

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use greenlight::plan::Setting;
-use greenlight::{Deadline, Env, Outcome, PlanSpec, Verdict};
+mod common;
+use greenlight::{Outcome, PlanSpec, Verdict};
 use greenlight_fakes::green::{Behaviour, Call, GreenServer, Reply};
 
 const TOKEN: &str = "corpus-smoke-token";
@@ -174,17 +174,8 @@ fn plan() -> PlanSpec {
 
 async fn judge(defect: Defect) -> (Defect, Verdict) {
     let green = GreenServer::start(shop(defect)).await;
-    let env = Env::from_pairs([("SMOKE_TOKEN", TOKEN), ("EXPECTED_VERSION", VERSION)]);
-    let plan = plan()
-        .resolve(Some(&Setting::new(green.url(), "--target")), &env)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = greenlight::http::build_check_client().unwrap();
-    let verdict = greenlight::verify(
-        &client,
-        Arc::new(plan),
-        Deadline::after(Duration::from_secs(60)),
-    )
-    .await;
+    let env = [("SMOKE_TOKEN", TOKEN), ("EXPECTED_VERSION", VERSION)];
+    let verdict = common::run_spec(&plan(), &green, &env, Duration::from_secs(60)).await;
     (defect, verdict)
 }
 

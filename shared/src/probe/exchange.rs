@@ -192,19 +192,32 @@ pub(crate) async fn run(
         }
         other => other,
     };
+    let measured = Measured::Exchange {
+        status: last.status,
+        latency: last.latency,
+        earlier,
+    };
+    report(check, outcome, attempts, measured, last.captured, started)
+}
+
+/// The report of an exchange.
+fn report(
+    check: &Check,
+    outcome: Outcome,
+    attempts: u32,
+    measured: Measured,
+    captured: Vec<(String, String)>,
+    started: Instant,
+) -> CheckReport {
     CheckReport {
         name: check.name.clone(),
         request: check.request_line.clone(),
         outcome,
         attempts,
-        measured: Measured::Exchange {
-            status: last.status,
-            latency: last.latency,
-            earlier,
-        },
+        measured,
         elapsed: started.elapsed(),
         ready: false,
-        captured: last.captured,
+        captured,
     }
 }
 
@@ -254,19 +267,15 @@ pub async fn run_until_ready(
             }],
         },
     };
+    let measured = Measured::Exchange {
+        status: last.status,
+        latency: last.latency,
+        earlier: Vec::new(),
+    };
+    // Readiness checks capture nothing.
     CheckReport {
-        name: check.name.clone(),
-        request: check.request_line.clone(),
-        outcome,
-        attempts,
-        measured: Measured::Exchange {
-            status: last.status,
-            latency: last.latency,
-            earlier: Vec::new(),
-        },
-        elapsed: started.elapsed(),
         ready: true,
-        captured: Vec::new(),
+        ..report(check, outcome, attempts, measured, Vec::new(), started)
     }
 }
 
