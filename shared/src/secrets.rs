@@ -139,11 +139,10 @@ impl Secrets {
         }
     }
 
-    /// A one-line excerpt of at most `chars` characters: secrets are masked first, then
-    /// whitespace is collapsed and the text is cut, so a cut can never expose part of a secret.
-    pub fn excerpt(&self, text: &str, chars: usize) -> String {
-        // Only the head can appear in the excerpt; redact a window long enough that any secret
-        // starting inside the excerpt lies wholly within it.
+    /// The head of `text` that an excerpt of `chars` characters can show, with secrets masked,
+    /// and whether text was left out: only the head is redacted, in a window long enough that any
+    /// secret starting inside the excerpt lies wholly within it.
+    fn redacted_head<'a>(&self, text: &'a str, chars: usize) -> (Cow<'a, str>, bool) {
         let longest = self
             .inner
             .read()
@@ -154,7 +153,37 @@ impl Secrets {
             .saturating_add(longest)
             .saturating_add(4);
         let window = cut_at_char_boundary(text, window_bytes);
-        let redacted = self.redact(window);
+        (self.redact(window), window.len() < text.len())
+    }
+
+    /// At most `chars` characters of `text` as written (whitespace kept): secrets are masked
+    /// first, then the text is cut, never inside a mask, so a cut can never expose part of a
+    /// secret. `…` marks a cut.
+    pub fn excerpt_verbatim(&self, text: &str, chars: usize) -> String {
+        let (redacted, left_out) = self.redacted_head(text, chars);
+        if !left_out && redacted.chars().count() <= chars {
+            return redacted.into_owned();
+        }
+        let mut end = redacted
+            .char_indices()
+            .nth(chars)
+            .map_or(redacted.len(), |(at, _)| at);
+        // A mask the cut would split is left out whole.
+        if let Some(start) = redacted[..end].rfind('*') {
+            let run_start = redacted[..=start].trim_end_matches('*').len();
+            if redacted[run_start..].starts_with(MASK) && run_start + MASK.len() > end {
+                end = run_start;
+            }
+        }
+        let mut out = redacted[..end].to_string();
+        out.push('…');
+        out
+    }
+
+    /// A one-line excerpt of at most `chars` characters: secrets are masked first, then
+    /// whitespace is collapsed and the text is cut, so a cut can never expose part of a secret.
+    pub fn excerpt(&self, text: &str, chars: usize) -> String {
+        let (redacted, left_out) = self.redacted_head(text, chars);
         let mut out = String::new();
         let mut count = 0;
         let mut cut = false;
@@ -177,7 +206,7 @@ impl Secrets {
             out.push_str(word);
             count += needed;
         }
-        if cut || window.len() < text.len() {
+        if cut || left_out {
             out.push('…');
         }
         out
@@ -338,6 +367,17 @@ mod tests {
         let excerpt = s.excerpt(&body, 160);
         assert!(!excerpt.contains("tttt"), "{excerpt}");
         assert_eq!(excerpt, "{\"echo\": \"***\"}");
+    }
+
+    #[test]
+    fn verbatim_excerpts_keep_whitespace_mask_first_and_never_split_a_mask() {
+        let secrets = Secrets::default();
+        secrets.add(["s3cr3t-value"]);
+        assert_eq!(secrets.excerpt_verbatim("a  b", 10), "a  b");
+        assert_eq!(secrets.excerpt_verbatim("abcdef", 3), "abc…");
+        // Masked first: the cut lands inside the mask, which is left out whole.
+        assert_eq!(secrets.excerpt_verbatim("xy s3cr3t-value z", 5), "xy …");
+        assert_eq!(secrets.excerpt_verbatim("xy s3cr3t-value z", 7), "xy *** …");
     }
 
     #[test]

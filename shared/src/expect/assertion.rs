@@ -418,7 +418,8 @@ fn length(value: &Value) -> Result<(Op, u64), String> {
         .map_err(|_| format!("\"{text}\" is not a length or a comparison such as \">= 1\""))
 }
 
-fn kind(value: &Value) -> &'static str {
+/// The JSON type of `value`, as assertions and diffs name it.
+pub(crate) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "bool",
@@ -468,7 +469,7 @@ fn check(
     }
     for &value in selected {
         let holds = match predicate {
-            Predicate::Type(k) => kind(value) == *k,
+            Predicate::Type(k) => json_type(value) == *k,
             Predicate::Equals(expected) => values_equal(value, expected),
             Predicate::Matches(Regex::Ready(pattern)) => match value {
                 Value::String(s) => pattern.is_match_str(s, budget)?,
@@ -506,7 +507,9 @@ fn check(
                     Value::Object(o) => format!("length {}", o.len()),
                     other => format!("{}, which has no length", super::compact(&[other])),
                 },
-                Predicate::Type(_) => format!("a {}: {}", kind(value), super::compact(&[value])),
+                Predicate::Type(_) => {
+                    format!("a {}: {}", json_type(value), super::compact(&[value]))
+                }
                 _ => super::compact(&[value]),
             }));
         }

@@ -636,7 +636,7 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
                 "readiness checks neither capture nor use captured values",
             );
         }
-        if check.probe.is_population() {
+        if check.probe.sends_many() {
             p.error(
                 format!("ready.checks[{i}].samples"),
                 "a readiness check is one request, repeated until it passes; samples, load and comparisons belong in `checks`",

@@ -55,6 +55,8 @@ const MIN_ANSWERS: usize = 20;
 /// A latency comparison that does not show green slower passes only if it could have: it had
 /// at least this chance of detecting an increase of the allowed size.
 const MIN_POWER: f64 = 0.8;
+/// Entries in each of `diff.ignore`, `diff.tolerance` and `diff.headers`.
+const MAX_PLACES: usize = 100;
 /// Requests named in the report for each differing place.
 const PLACES_KEPT: usize = 12;
 
@@ -211,6 +213,21 @@ pub(crate) fn validate(value: Value, at: &str, p: &mut Problems) -> Option<Compa
         p,
         |doc: DiffDocument, at, p| {
             let mut ok = true;
+            // Every node of every answer is looked up in these lists: they stay short.
+            let lengths = [
+                ("ignore", doc.ignore.len()),
+                ("tolerance", doc.tolerance.len()),
+                ("headers", doc.headers.as_ref().map_or(0, Vec::len)),
+            ];
+            for (field, length) in lengths {
+                if length > MAX_PLACES {
+                    p.error(
+                        format!("{at}.{field}"),
+                        format!("at most {MAX_PLACES} entries, found {length}; a place covers everything below it ($.meta), and $..name every depth"),
+                    );
+                    ok = false;
+                }
+            }
             for (i, place) in doc.ignore.iter().chain(doc.tolerance.keys()).enumerate() {
                 if let Err(message) = diff::check_place(place) {
                     let field = if i < doc.ignore.len() {
@@ -980,6 +997,18 @@ mod tests {
                 "checks[0].compare.diff.ignore: \"meta\" is not a place in the answer; write it as the report does: $.meta, $.items[*].total, $..updated_at, $['odd key']",
                 "checks[0].compare.diff.tolerance: $.total: a tolerance is a number of at least 0, found -1",
             ]
+        );
+    }
+
+    #[test]
+    fn long_place_lists_are_refused() {
+        let ignore: Vec<String> = (0..101).map(|i| format!("$.k{i}")).collect();
+        let errors = read(serde_json::json!({"diff": {"ignore": ignore}})).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with("checks[0].compare.diff.ignore: at most 100 entries, found 101"),
+            "{}",
+            errors[0]
         );
     }
 

@@ -56,8 +56,9 @@ impl Probe {
         }
     }
 
-    /// A probe that sends many requests and judges them together.
-    pub fn is_population(&self) -> bool {
+    /// A probe that sends many requests and judges them together (samples, a load run, a
+    /// comparison), as opposed to one exchange.
+    pub fn sends_many(&self) -> bool {
         !matches!(self, Probe::Exchange(_))
     }
 

@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+use crate::expect::assertion::json_type;
+
 /// What kind of difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -281,8 +283,8 @@ fn json(place: String, blue: &Value, green: &Value, options: &Options, out: &mut
         (b, g) if std::mem::discriminant(b) != std::mem::discriminant(g) => push(
             place,
             Kind::Type,
-            format!("{} {}", type_name(b), shown(b)),
-            format!("{} {}", type_name(g), shown(g)),
+            format!("{} {}", json_type(b), shown(b)),
+            format!("{} {}", json_type(g), shown(g)),
         ),
         (b, g) => {
             if b != g {
@@ -310,17 +312,6 @@ fn child(place: &str, key: &str) -> String {
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
 fn shown(value: &Value) -> String {
     cut(value.to_string())
 }
@@ -333,13 +324,9 @@ fn excerpt_bytes(body: &[u8]) -> String {
     )
 }
 
+/// Secrets masked before the cut, so a cut cannot show part of one (see `crate::secrets`).
 fn cut(text: String) -> String {
-    if text.chars().count() <= SHOWN {
-        return text;
-    }
-    let mut cut: String = text.chars().take(SHOWN).collect();
-    cut.push('…');
-    cut
+    crate::secrets::global().excerpt_verbatim(&text, SHOWN)
 }
 
 #[cfg(test)]
@@ -447,6 +434,25 @@ mod tests {
             let message = check_place(bad).unwrap_err();
             assert!(message.contains(why), "{bad}: {message}");
         }
+    }
+
+    #[test]
+    fn a_secret_in_a_shown_value_is_masked_before_the_value_is_cut() {
+        let token = "diff-secret-7f3a9c2e5b1d4f6a8c0e2b4d6f8a1c3e";
+        crate::secrets::global().add([token]);
+        // The token straddles the 60-character cut: cut first, its head would be shown.
+        let padding = "p".repeat(40);
+        let found = diff(
+            &format!(r#"{{"note":"{padding} {token}"}}"#),
+            r#"{"note":"other"}"#,
+            &Options::default(),
+        );
+        assert_eq!(
+            found,
+            [format!("$.note value: \"{padding} ***\" → \"other\"")],
+            "masked first, the value fits and is shown whole"
+        );
+        assert!(!found[0].contains("diff-secret"));
     }
 
     #[test]
