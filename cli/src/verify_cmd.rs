@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use greenlight::plan::{PlanError, PlanSettings, Setting};
-use greenlight::{verify_observed, Deadline, Env};
+use greenlight::probe::metric::CloudWatchMetrics;
+use greenlight::{verify_observed, Deadline, Env, Tools};
 use serde_json::json;
 
 use crate::{output, style, Format};
@@ -37,13 +38,17 @@ pub async fn run(
         Ok(plan) => Arc::new(plan),
         Err(e) => return configuration_error(&e, format),
     };
-    let client = match greenlight::http::build_check_client() {
-        Ok(client) => client,
+    let mut tools = match greenlight::http::build_check_client() {
+        Ok(client) => Tools::http(client),
         Err(e) => {
             output::error(format!("greenlight: cannot build the HTTP client: {e}"));
             return 2;
         }
     };
+    if plan.reads_metrics() {
+        // The standard AWS configuration (profile, region, AWS_ENDPOINT_URL_CLOUDWATCH).
+        tools = tools.with_metrics(Arc::new(CloudWatchMetrics::from_env()));
+    }
     let total = plan.checks.len();
     let width = plan.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let terminal = std::io::stdout().is_terminal() && format == Format::Text;
@@ -59,7 +64,7 @@ pub async fn run(
         ));
     }
     let verdict = verify_observed(
-        &client,
+        &tools,
         plan.clone(),
         Deadline::after(plan.budget),
         |report| {

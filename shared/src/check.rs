@@ -20,6 +20,7 @@ use crate::judge::{Budget, STEPS_PER_CHECK};
 use crate::plan::Check;
 use crate::probe::Probe;
 use crate::verdict::{CheckReport, Outcome};
+use crate::verify::Tools;
 
 /// Bodies are read up to this size, so a huge answer cannot exhaust a 128 MB function.
 pub const BODY_CAP: usize = 1024 * 1024;
@@ -80,9 +81,9 @@ impl Attempt {
 }
 
 /// Runs `check` until it passes, runs out of attempts, or reaches `deadline`.
-pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadline) -> CheckReport {
+pub async fn run_check(tools: &Tools, check: &Check, deadline: Deadline) -> CheckReport {
     run_check_with(
-        client,
+        tools,
         check,
         deadline,
         &crate::plan::capture::Board::default(),
@@ -93,13 +94,13 @@ pub async fn run_check(client: &reqwest::Client, check: &Check, deadline: Deadli
 /// [`run_check`] in a run whose checks capture values: a check that uses captured values waits
 /// for them on `board`, and is filled in with them.
 pub async fn run_check_with(
-    client: &reqwest::Client,
+    tools: &Tools,
     check: &Check,
     deadline: Deadline,
     board: &crate::plan::capture::Board,
 ) -> CheckReport {
     let Some(deferred) = &check.deferred else {
-        return run_filled(client, check, deadline).await;
+        return run_filled(tools, check, deadline).await;
     };
     let started = Instant::now();
     let not_run = |cause: String| {
@@ -124,7 +125,7 @@ pub async fn run_check_with(
     }
     match deferred.fill(captured) {
         Ok(filled) => {
-            let mut report = run_filled(client, &filled, deadline).await;
+            let mut report = run_filled(tools, &filled, deadline).await;
             report.elapsed = started.elapsed();
             report
         }
@@ -134,7 +135,8 @@ pub async fn run_check_with(
     }
 }
 
-async fn run_filled(client: &reqwest::Client, check: &Check, deadline: Deadline) -> CheckReport {
+async fn run_filled(tools: &Tools, check: &Check, deadline: Deadline) -> CheckReport {
+    let client = &tools.http;
     // Debug builds only (tests and the rehearsal): a check named `failpoint:panic…` panics, to
     // prove that a panic is caught and reported. A cfg, not a feature, so that tests and the
     // rehearsal share one build of every crate.
@@ -152,6 +154,11 @@ async fn run_filled(client: &reqwest::Client, check: &Check, deadline: Deadline)
         Probe::Load(load) => crate::probe::load::run(client, check, load, deadline).await,
         Probe::Compare(compare) => {
             crate::probe::compare::run(client, check, compare, deadline).await
+        }
+        Probe::Metric(metric) => {
+            let since = tools.since.unwrap_or_else(std::time::SystemTime::now);
+            crate::probe::metric::run(tools.metrics.as_deref(), since, check, metric, deadline)
+                .await
         }
     }
 }

@@ -18,8 +18,9 @@ use serde_json::{json, Value};
 use crate::deadline::Deadline;
 use crate::env::Env;
 use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
+use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::verdict::Verdict;
-use crate::verify::verify_isolated;
+use crate::verify::{verify_isolated, Tools};
 
 pub const POST_TEST_TRAFFIC_SHIFT: &str = "POST_TEST_TRAFFIC_SHIFT";
 pub const POST_PRODUCTION_TRAFFIC_SHIFT: &str = "POST_PRODUCTION_TRAFFIC_SHIFT";
@@ -141,6 +142,10 @@ pub struct Progress {
     pub first_failure_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reason: Option<String>,
+    /// When the stage was first invoked: metric checks' `wait` counts from here, so a bake can
+    /// span invocations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
 }
 
 /// A stage with checks, ready to verify (or why it is not).
@@ -149,6 +154,8 @@ type StageSetup = Result<(Arc<Plan>, StageSpec), PlanError>;
 /// The ECS-native hook function, set up once per process.
 pub struct EcsHook {
     http: Result<reqwest::Client, String>,
+    /// Where metric checks read CloudWatch (its client is built on first use).
+    metrics: Arc<dyn MetricSource>,
     /// Stage → its plan, for the stages that verify; a plan error applies to every stage.
     stages: Result<HashMap<String, StageSetup>, PlanError>,
 }
@@ -193,7 +200,17 @@ impl EcsHook {
         }
         let http = crate::http::build_check_client()
             .map_err(|e| format!("could not build the HTTP client: {e}"));
-        EcsHook { http, stages }
+        EcsHook {
+            http,
+            stages,
+            metrics: Arc::new(CloudWatchMetrics::from_env()),
+        }
+    }
+
+    /// Metric checks read `metrics` instead of the process's CloudWatch.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricSource>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Handles one invocation. Never returns an error: a malformed event is answered `FAILED`.
@@ -233,27 +250,45 @@ impl EcsHook {
                 }
             },
         };
-        let http = self.http.as_ref().map_err(Clone::clone);
-        let (verdict, stage_spec) = match (setup, http) {
-            (Err(e), _) => (Verdict::not_run(e.to_string()), None),
-            (_, Err(problem)) => (Verdict::not_run(problem), None),
-            (Ok((plan, spec)), Ok(client)) => {
-                let verify_by =
-                    Deadline::of_invocation(lambda_deadline).for_verification(plan.budget);
-                (
-                    verify_isolated(client.clone(), plan, verify_by).await,
-                    Some(spec),
-                )
-            }
-        };
-        crate::report::log_verdict(&format!("{stage} {}", event.resource_arn), &verdict);
         let previous: Progress = event
             .hook_details
             .as_ref()
             .and_then(|d| d.get(PROGRESS_KEY))
             .and_then(|p| serde_json::from_value(p.clone()).ok())
             .unwrap_or_default();
-        let response = decide(&verdict, stage_spec.as_ref(), previous, now_ms());
+        let now = now_ms();
+        // A start in the future (hookDetails are the service owner's to write) is now.
+        let started_at_ms = previous.started_at_ms.filter(|s| *s <= now).unwrap_or(now);
+        let previous = Progress {
+            started_at_ms: Some(started_at_ms),
+            ..previous
+        };
+        let http = self.http.as_ref().map_err(Clone::clone);
+        let (verdict, stage_spec, longest_wait) = match (setup, http) {
+            (Err(e), _) => (Verdict::not_run(e.to_string()), None, None),
+            (_, Err(problem)) => (Verdict::not_run(problem), None, None),
+            (Ok((plan, spec)), Ok(client)) => {
+                let verify_by =
+                    Deadline::of_invocation(lambda_deadline).for_verification(plan.budget);
+                let tools = Tools::http(client.clone())
+                    .with_metrics(self.metrics.clone())
+                    .started_at(UNIX_EPOCH + std::time::Duration::from_millis(started_at_ms));
+                let longest_wait = plan.longest_wait();
+                (
+                    verify_isolated(tools, plan, verify_by).await,
+                    Some(spec),
+                    longest_wait,
+                )
+            }
+        };
+        crate::report::log_verdict(&format!("{stage} {}", event.resource_arn), &verdict);
+        let waiting_until = longest_wait
+            .map(|wait| started_at_ms + wait.as_millis() as u64)
+            .filter(|until| *until > now_ms() && only_waiting(&verdict));
+        let response = match waiting_until {
+            Some(until) => wait_for_metrics(previous, until, now_ms()),
+            None => decide(&verdict, stage_spec.as_ref(), previous, now_ms()),
+        };
         tracing::info!(stage, execution_id = ids.0, hook_status = ?response.hook_status, call_back_delay = response.call_back_delay, "answering ECS");
         response
     }
@@ -272,6 +307,40 @@ impl crate::lambda::Handler for EcsHook {
     }
 }
 
+/// Every check passed or is inconclusive: the verdict may change once the metric checks'
+/// wait is over.
+fn only_waiting(verdict: &Verdict) -> bool {
+    !verdict.checks.is_empty()
+        && verdict.checks.iter().all(|c| {
+            matches!(
+                c.outcome,
+                crate::verdict::Outcome::Passed | crate::verdict::Outcome::Inconclusive { .. }
+            )
+        })
+}
+
+/// A metric check is still waiting (its bake window is not over): `IN_PROGRESS` until then,
+/// without spending one of the stage's attempts.
+fn wait_for_metrics(previous: Progress, until_ms: u64, now_ms: u64) -> HookResponse {
+    let delay = until_ms
+        .saturating_sub(now_ms)
+        .div_ceil(1000)
+        .clamp(1, MAX_CALL_BACK_DELAY);
+    tracing::info!(
+        call_back_delay = delay,
+        "metric checks wait for their window; ECS will invoke again"
+    );
+    HookResponse {
+        hook_status: HookStatus::InProgress,
+        call_back_delay: Some(delay),
+        hook_details: Some(json!({ PROGRESS_KEY: previous })),
+    }
+}
+
+/// The longest `callBackDelay` greenlight asks for while metrics bake (ECS invokes again then,
+/// and the wait goes on).
+const MAX_CALL_BACK_DELAY: u64 = 900;
+
 /// Passed → `SUCCEEDED`; not passed → `IN_PROGRESS` while the stage allows another attempt, then
 /// `FAILED`.
 fn decide(
@@ -282,7 +351,7 @@ fn decide(
 ) -> HookResponse {
     let attempts = previous.attempts + 1;
     if verdict.succeeded() {
-        let details = json!({PROGRESS_KEY: Progress { attempts, first_failure_at_ms: previous.first_failure_at_ms, last_reason: Some(verdict.reason.clone()) }});
+        let details = json!({PROGRESS_KEY: Progress { attempts, first_failure_at_ms: previous.first_failure_at_ms, last_reason: Some(verdict.reason.clone()), started_at_ms: previous.started_at_ms }});
         return HookResponse {
             hook_status: HookStatus::Succeeded,
             call_back_delay: None,
@@ -294,6 +363,7 @@ fn decide(
         attempts,
         first_failure_at_ms: Some(first_failure_at_ms),
         last_reason: Some(verdict.reason.clone()),
+        started_at_ms: previous.started_at_ms,
     };
     let details = Some(json!({PROGRESS_KEY: progress}));
     let Some(stage) = stage else {
@@ -356,52 +426,23 @@ fn stage_plans(
     }
     stages
         .into_iter()
+        .filter(|(stage, _)| !crate::plan::CODEDEPLOY_HOOKS.contains(&stage.as_str()))
         .filter_map(|(stage, stage_spec)| {
-            let mut checks = stage_spec
-                .checks
-                .clone()
-                .unwrap_or_else(|| spec.checks.clone());
-            // The stage's own target, else the production URL for production stages, else
-            // GREENLIGHT_TEST_URL, else the plan's target.
             let production = stage.contains("PRODUCTION");
-            if production {
-                // Once production traffic shifts, the production listener reaches green: there
-                // is no blue left to compare with.
-                checks.retain(|check| {
-                    let compares = matches!(check.probe, crate::probe::Probe::Compare(_));
-                    if compares {
-                        tracing::warn!(
-                            stage = stage.as_str(),
-                            check = check.name.as_str(),
-                            "compare check not run at this stage: production traffic reaches green here, so blue can no longer be asked; compare runs at POST_TEST_TRAFFIC_SHIFT"
-                        );
-                    }
-                    !compares
-                });
-            }
-            if checks.is_empty() {
-                return None;
-            }
-            let (target, setting) = match &stage_spec.target {
-                Some(own) => (Some(own.clone()), None),
-                None => (
-                    spec.target.clone(),
-                    production
-                        .then_some(production_url)
-                        .flatten()
-                        .or(settings.test_url.as_ref()),
-                ),
-            };
-            let stage_plan = PlanSpec {
-                checks,
-                target,
-                stages: BTreeMap::new(),
+            let spec = PlanSpec {
+                stages: BTreeMap::from([(stage.clone(), stage_spec.clone())]),
                 ..spec.clone()
             };
-            let resolved = stage_plan
-                .resolve(setting, env)
-                .map(|plan| (Arc::new(plan), stage_spec));
-            Some((stage, resolved))
+            let resolved = spec.for_stage(
+                &stage,
+                production,
+                settings.test_url.as_ref(),
+                // ECS keeps the test rule on green after the shift: without a production URL,
+                // production stages go through the test URL.
+                production_url.or(settings.test_url.as_ref()),
+                env,
+            )?;
+            Some((stage, resolved.map(|plan| (Arc::new(plan), stage_spec))))
         })
         .collect()
 }
@@ -499,7 +540,8 @@ mod tests {
             Progress {
                 attempts: 1,
                 first_failure_at_ms: Some(1_000),
-                last_reason: Some("status: expected 200, got 500".into())
+                last_reason: Some("status: expected 200, got 500".into()),
+                started_at_ms: None,
             }
         );
         let second = decide(&failed, Some(&stage(3, None)), progress.clone(), 21_000);
@@ -523,6 +565,7 @@ mod tests {
             attempts: 1,
             first_failure_at_ms: Some(0),
             last_reason: None,
+            started_at_ms: None,
         };
         let within = Some(Duration::from_secs(60));
         assert_eq!(
@@ -563,6 +606,7 @@ mod tests {
             attempts: 1,
             first_failure_at_ms: Some(0),
             last_reason: None,
+            started_at_ms: None,
         };
         assert_eq!(
             decide(&verdict, Some(&stage(2, None)), spent, 20_000).hook_status,

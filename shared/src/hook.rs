@@ -16,9 +16,10 @@ use crate::codedeploy::{
 };
 use crate::deadline::Deadline;
 use crate::env::Env;
-use crate::plan::{Plan, PlanError, PlanSettings};
+use crate::plan::{Plan, PlanError, PlanSettings, Setting};
+use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::verdict::Verdict;
-use crate::verify::verify_isolated;
+use crate::verify::{verify_isolated, Tools};
 
 /// Reporting stops this long before the Lambda deadline, so the invocation can still return.
 const RETURN_MARGIN: Duration = Duration::from_millis(200);
@@ -64,11 +65,14 @@ pub struct HookResponse {
 /// A CodeDeploy hook function, set up once per process and reused for every invocation.
 pub struct CodeDeployHook {
     lifecycle_event: String,
-    setup: Result<(reqwest::Client, Arc<Plan>), String>,
+    setup: Result<(Tools, Arc<Plan>), String>,
     reporter: Prepared<CodeDeployReporter>,
     /// Where Failed verdicts are announced (`GREENLIGHT_NOTIFY_TOPIC_ARN`).
     notifier: Option<Prepared<crate::notify::Notifier>>,
 }
+
+/// The lifecycle event that verifies production after the shift.
+pub const AFTER_ALLOW_TRAFFIC: &str = "AfterAllowTraffic";
 
 impl CodeDeployHook {
     /// Reads the plan and AWS configuration from the environment. Never fails: a set-up problem
@@ -79,10 +83,31 @@ impl CodeDeployHook {
             CodeDeployReporter::new(&crate::aws::load_sdk_config().await)
         });
         let env = Env::process();
-        let plan = PlanSettings::from_env(&env).and_then(|settings| settings.load(&env));
-        let mut hook = Self::with_reporter(lifecycle_event, reporter, plan);
+        let mut hook = Self::with_reporter(
+            lifecycle_event,
+            reporter,
+            stage_plan(lifecycle_event, &env),
+            || Arc::new(CloudWatchMetrics::from_env()),
+        );
         hook.notifier = crate::notify::Notifier::from_env(&env);
         hook
+    }
+
+    /// The hook with the plan `env` gives `lifecycle_event` (its own `stages:` entry, else the
+    /// plan's checks; `AfterAllowTraffic` through `GREENLIGHT_PRODUCTION_URL`), reporting with
+    /// and reading metrics through `sdk_config`.
+    pub fn from_settings(
+        lifecycle_event: &str,
+        sdk_config: &aws_config::SdkConfig,
+        env: &Env,
+    ) -> Self {
+        let reporter = Prepared::Ready(CodeDeployReporter::new(sdk_config));
+        Self::with_reporter(
+            lifecycle_event,
+            reporter,
+            stage_plan(lifecycle_event, env),
+            || Arc::new(CloudWatchMetrics::new(sdk_config)),
+        )
     }
 
     pub fn new(
@@ -91,7 +116,9 @@ impl CodeDeployHook {
         plan: Result<Plan, PlanError>,
     ) -> Self {
         let reporter = Prepared::Ready(CodeDeployReporter::new(sdk_config));
-        Self::with_reporter(lifecycle_event, reporter, plan)
+        Self::with_reporter(lifecycle_event, reporter, plan, || {
+            Arc::new(CloudWatchMetrics::new(sdk_config))
+        })
     }
 
     /// Announces Failed verdicts on this topic.
@@ -104,6 +131,7 @@ impl CodeDeployHook {
         lifecycle_event: &str,
         reporter: Prepared<CodeDeployReporter>,
         plan: Result<Plan, PlanError>,
+        metrics: impl FnOnce() -> Arc<dyn MetricSource>,
     ) -> Self {
         let setup = match (plan, crate::http::build_check_client()) {
             (Ok(plan), Ok(client)) => {
@@ -111,7 +139,13 @@ impl CodeDeployHook {
                 for warning in &plan.warnings {
                     tracing::warn!(lifecycle_event, warning = %warning, "plan warning");
                 }
-                Ok((client, Arc::new(plan)))
+                // CloudWatch only for plans that read metrics: the others start no AWS client
+                // beyond the reporter's.
+                let mut tools = Tools::http(client);
+                if plan.reads_metrics() {
+                    tools = tools.with_metrics(metrics());
+                }
+                Ok((tools, Arc::new(plan)))
             }
             (Err(e), _) => {
                 tracing::error!(lifecycle_event, error = %e, "the plan is unusable; every deployment will be reported Failed until it is fixed");
@@ -143,9 +177,9 @@ impl CodeDeployHook {
 
         let verdict = match &self.setup {
             Err(problem) => Verdict::not_run(problem.clone()),
-            Ok((client, plan)) => {
+            Ok((tools, plan)) => {
                 let verify_by = lambda.for_verification(plan.budget);
-                verify_isolated(client.clone(), plan.clone(), verify_by).await
+                verify_isolated(tools.clone(), plan.clone(), verify_by).await
             }
         };
         crate::report::log_verdict(
@@ -196,6 +230,34 @@ impl CodeDeployHook {
             }
         }
     }
+}
+
+/// The plan `lifecycle_event` runs, from the settings in `env`.
+fn stage_plan(lifecycle_event: &str, env: &Env) -> Result<Plan, PlanError> {
+    let settings = PlanSettings::from_env(env)?;
+    let production_url = env
+        .setting("GREENLIGHT_PRODUCTION_URL")
+        .map_err(|e| PlanError::Source(e.to_string()))?
+        .map(|url| Setting::new(url, "GREENLIGHT_PRODUCTION_URL"));
+    let spec = settings.load_spec()?;
+    let production = lifecycle_event == AFTER_ALLOW_TRAFFIC;
+    spec.for_stage(
+        lifecycle_event,
+        production,
+        settings.test_url.as_ref(),
+        production_url.as_ref(),
+        env,
+    )
+    .unwrap_or_else(|| {
+        Err(PlanError::Source(format!(
+            "the plan has no checks for {lifecycle_event}{}: give `stages.{lifecycle_event}.checks`",
+            if production {
+                " (compare checks cannot run once production reaches green)"
+            } else {
+                ""
+            }
+        )))
+    })
 }
 
 impl crate::lambda::Handler for CodeDeployHook {

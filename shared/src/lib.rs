@@ -35,4 +35,4 @@ pub use deadline::Deadline;
 pub use env::Env;
 pub use plan::{Plan, PlanError, PlanSettings, PlanSpec};
 pub use verdict::{CheckReport, Outcome, Verdict, VerdictStatus};
-pub use verify::{verify, verify_observed};
+pub use verify::{verify, verify_observed, Tools};

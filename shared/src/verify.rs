@@ -5,7 +5,7 @@
 //! the verification down with it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -13,29 +13,77 @@ use tokio::time::Instant;
 use crate::check::run_check_with;
 use crate::deadline::Deadline;
 use crate::plan::Plan;
+use crate::probe::metric::MetricSource;
 use crate::verdict::{CheckReport, Outcome, Verdict};
 
 /// How long past the deadline stragglers may take before they are abandoned.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(100);
 
+/// What a verification reaches out with: the HTTP client that asks green (and blue), CloudWatch
+/// for metric checks, and when the verification started (an ECS stage that continues across
+/// invocations started at its first).
+#[derive(Clone)]
+pub struct Tools {
+    pub http: reqwest::Client,
+    pub metrics: Option<Arc<dyn MetricSource>>,
+    /// When the verification started; `None`: now.
+    pub since: Option<SystemTime>,
+}
+
+impl Tools {
+    /// Only HTTP: a plan with metric checks gets them `Errored`, saying CloudWatch is missing.
+    pub fn http(http: reqwest::Client) -> Self {
+        Tools {
+            http,
+            metrics: None,
+            since: None,
+        }
+    }
+
+    /// Metric checks read `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricSource>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The verification continues one that started at `since`.
+    pub fn started_at(mut self, since: SystemTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+}
+
+impl std::fmt::Debug for Tools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tools")
+            .field("metrics", &self.metrics.is_some())
+            .field("since", &self.since)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs every check of `plan` and returns the verdict by `deadline` (plus a small grace).
-pub async fn verify(client: &reqwest::Client, plan: Arc<Plan>, deadline: Deadline) -> Verdict {
-    verify_observed(client, plan, deadline, |_| {}).await
+pub async fn verify(tools: &Tools, plan: Arc<Plan>, deadline: Deadline) -> Verdict {
+    verify_observed(tools, plan, deadline, |_| {}).await
 }
 
 /// [`verify`], calling `observer` with each check's report as soon as that check ends.
 pub async fn verify_observed(
-    client: &reqwest::Client,
+    tools: &Tools,
     plan: Arc<Plan>,
     deadline: Deadline,
     observer: impl Fn(&CheckReport),
 ) -> Verdict {
     let started = Instant::now();
-    let client = match crate::http::client_for(&plan, client).await {
-        Ok(client) => client,
+    let tools = match crate::http::client_for(&plan, &tools.http).await {
+        Ok(http) => Tools {
+            http,
+            metrics: tools.metrics.clone(),
+            since: Some(tools.since.unwrap_or_else(SystemTime::now)),
+        },
         Err(e) => return Verdict::not_run(e),
     };
-    let client = &client;
+    let client = &tools.http;
 
     let mut ready_reports = Vec::new();
     if let Some(ready) = &plan.ready {
@@ -130,11 +178,11 @@ pub async fn verify_observed(
                 permit = permits.clone().acquire_owned(), if next < plan.checks.len() => {
                     let index = next;
                     next += 1;
-                    let (client, plan, board) = (client.clone(), plan.clone(), board.clone());
+                    let (tools, plan, board) = (tools.clone(), plan.clone(), board.clone());
                     let handle = tasks.spawn(async move {
                         let _permit = permit;
                         let check = &plan.checks[index];
-                        (index, run_check_with(&client, check, deadline, &board).await)
+                        (index, run_check_with(&tools, check, deadline, &board).await)
                     });
                     index_of_task.insert(handle.id(), index);
                 }
@@ -168,12 +216,8 @@ pub async fn verify_observed(
 
 /// Runs the verification on its own task, so that even a panic outside a check ends in a
 /// `Failed` verdict rather than an unreported hook.
-pub async fn verify_isolated(
-    client: reqwest::Client,
-    plan: Arc<Plan>,
-    verify_by: Deadline,
-) -> Verdict {
-    let task = tokio::spawn(async move { verify(&client, plan, verify_by).await });
+pub async fn verify_isolated(tools: Tools, plan: Arc<Plan>, verify_by: Deadline) -> Verdict {
+    let task = tokio::spawn(async move { verify(&tools, plan, verify_by).await });
     let abort = task.abort_handle();
     match tokio::time::timeout_at(verify_by.instant() + Duration::from_secs(1), task).await {
         Ok(Ok(verdict)) => verdict,

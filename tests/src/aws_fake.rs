@@ -343,7 +343,8 @@ fn decode(protocol: Protocol, request: &Request<Bytes>) -> Result<(String, Value
             let input = if request.body().is_empty() {
                 json!({})
             } else {
-                ciborium::from_reader(request.body().as_ref())
+                ciborium::from_reader::<ciborium::Value, _>(request.body().as_ref())
+                    .map(from_cbor)
                     .map_err(|e| AwsFault::new(400, "SerializationException", e.to_string()))?
             };
             Ok((operation, input))
@@ -361,6 +362,60 @@ fn decode(protocol: Protocol, request: &Request<Bytes>) -> Result<(String, Value
                 .map(str::to_string)
                 .ok_or_else(|| AwsFault::new(400, "MissingAction", "no Action in the query"))?;
             Ok((operation, Value::Object(input)))
+        }
+    }
+}
+
+/// A CBOR request as JSON: a tagged value (a timestamp, tag 1) becomes the value it tags.
+fn from_cbor(value: ciborium::Value) -> Value {
+    use ciborium::Value as C;
+    match value {
+        C::Null => Value::Null,
+        C::Bool(b) => Value::Bool(b),
+        C::Integer(i) => json!(i128::from(i)),
+        C::Float(f) => json!(f),
+        C::Text(t) => Value::String(t),
+        C::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+        C::Array(items) => Value::Array(items.into_iter().map(from_cbor).collect()),
+        C::Map(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        C::Text(t) => t,
+                        other => from_cbor(other).to_string(),
+                    };
+                    (key, from_cbor(v))
+                })
+                .collect(),
+        ),
+        C::Tag(_, inner) => from_cbor(*inner),
+        _ => Value::Null,
+    }
+}
+
+/// A JSON answer as CBOR; `{"$timestamp": seconds}` becomes a timestamp (tag 1), as Smithy's
+/// RPC v2 CBOR writes them.
+fn to_cbor(value: &Value) -> ciborium::Value {
+    use ciborium::Value as C;
+    match value {
+        Value::Null => C::Null,
+        Value::Bool(b) => C::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => C::Integer(i.into()),
+            None => C::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => C::Text(s.clone()),
+        Value::Array(items) => C::Array(items.iter().map(to_cbor).collect()),
+        Value::Object(map) => {
+            if let (1, Some(seconds)) = (map.len(), map.get("$timestamp")) {
+                return C::Tag(1, Box::new(C::Float(seconds.as_f64().unwrap_or_default())));
+            }
+            C::Map(
+                map.iter()
+                    .map(|(k, v)| (C::Text(k.clone()), to_cbor(v)))
+                    .collect(),
+            )
         }
     }
 }
@@ -453,7 +508,7 @@ fn encode_fault(protocol: Protocol, fault: &AwsFault) -> HttpResponse {
 
 fn cbor(status: u16, value: &Value) -> HttpResponse {
     let mut bytes = Vec::new();
-    ciborium::into_writer(value, &mut bytes).expect("a JSON value encodes as CBOR");
+    ciborium::into_writer(&to_cbor(value), &mut bytes).expect("a JSON value encodes as CBOR");
     let mut response = respond(status, "application/cbor", bytes);
     response.headers_mut().insert(
         "smithy-protocol",

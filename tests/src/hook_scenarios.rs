@@ -33,6 +33,8 @@ pub async fn bad_event_then_good_events(binary: &Path, sample_event: &Path) {
         &[
             ("AWS_ENDPOINT_URL_CODEDEPLOY", fake.url()),
             ("GREENLIGHT_TEST_URL", green.url()),
+            // AfterAllowTraffic verifies production, which reaches green after the shift.
+            ("GREENLIGHT_PRODUCTION_URL", green.url()),
             ("GREENLIGHT_PLAN", plan.to_string()),
             ("SMOKE_TOKEN", "tok-never-logged-77".to_string()),
         ],
@@ -96,6 +98,10 @@ pub async fn broken_plan_is_reported_failed(binary: &Path, sample_event: &Path) 
             ("AWS_ENDPOINT_URL_CODEDEPLOY", fake.url()),
             ("GREENLIGHT_TEST_URL", "http://127.0.0.1:9".to_string()),
             (
+                "GREENLIGHT_PRODUCTION_URL",
+                "http://127.0.0.1:9".to_string(),
+            ),
+            (
                 "GREENLIGHT_PLAN",
                 "version: 1\nchecks: [{name: a, path: /, timeout: 5}]".to_string(),
             ),
@@ -133,6 +139,8 @@ pub async fn missing_credentials_fail_fast(binary: &Path, sample_event: &Path) {
         &[
             ("AWS_ENDPOINT_URL_CODEDEPLOY", fake.url()),
             ("GREENLIGHT_TEST_URL", green.url()),
+            // AfterAllowTraffic verifies production, which reaches green after the shift.
+            ("GREENLIGHT_PRODUCTION_URL", green.url()),
             ("AWS_ACCESS_KEY_ID", String::new()),
             ("AWS_SECRET_ACCESS_KEY", String::new()),
         ],

@@ -19,7 +19,9 @@ fn every_sample_event_parses() {
         let text = std::fs::read_to_string(&path).expect("readable event");
         let value: serde_json::Value =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-        if name.starts_with("after-allow-test-traffic") || name.starts_with("before-allow-traffic")
+        if name.starts_with("after-allow-test-traffic")
+            || name.starts_with("before-allow-traffic")
+            || name.starts_with("after-allow-traffic")
         {
             parse_lifecycle_event(&value).unwrap_or_else(|e| panic!("{name}: {e}"));
         } else if name.starts_with("alarm-rollback") {

@@ -77,6 +77,7 @@ fn every_function_is_built_by_cargo_lambda_from_its_own_binary() {
     let expected: BTreeSet<String> = [
         "after-allow-test-traffic",
         "before-allow-traffic",
+        "after-allow-traffic",
         "ecs-lifecycle-hook",
         "alarm-rollback",
     ]
@@ -100,7 +101,7 @@ fn codedeploy_hooks_are_named_for_the_managed_codedeploy_role_and_the_stack() {
     for (name, f) in functions(&t) {
         if matches!(
             binary(&f).as_str(),
-            "after-allow-test-traffic" | "before-allow-traffic"
+            "after-allow-test-traffic" | "before-allow-traffic" | "after-allow-traffic"
         ) {
             let function_name = f["Properties"]["FunctionName"]["Fn::Sub"]
                 .as_str()
@@ -153,6 +154,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
             BTreeSet::from([
                 "codedeploy:PutLifecycleEventHookExecutionStatus",
                 "sns:Publish",
+                "cloudwatch:GetMetricData",
             ]),
         ),
         (
@@ -160,9 +162,21 @@ fn each_function_gets_exactly_the_actions_it_uses() {
             BTreeSet::from([
                 "codedeploy:PutLifecycleEventHookExecutionStatus",
                 "sns:Publish",
+                "cloudwatch:GetMetricData",
             ]),
         ),
-        ("ecs-lifecycle-hook", BTreeSet::new()),
+        (
+            "after-allow-traffic",
+            BTreeSet::from([
+                "codedeploy:PutLifecycleEventHookExecutionStatus",
+                "sns:Publish",
+                "cloudwatch:GetMetricData",
+            ]),
+        ),
+        (
+            "ecs-lifecycle-hook",
+            BTreeSet::from(["cloudwatch:GetMetricData"]),
+        ),
         (
             "alarm-rollback",
             BTreeSet::from([
@@ -265,6 +279,14 @@ fn functions_get_the_documented_environment() {
             "before-allow-traffic",
             BTreeSet::from([
                 "GREENLIGHT_TEST_URL",
+                "GREENLIGHT_PRODUCTION_URL",
+                "GREENLIGHT_PLAN",
+                "GREENLIGHT_NOTIFY_TOPIC_ARN",
+            ]),
+        ),
+        (
+            "after-allow-traffic",
+            BTreeSet::from([
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",

@@ -154,6 +154,9 @@ pub(crate) struct CheckDocument {
     /// Green against blue: `true`, or `{samples, concurrency, latency, errors, diff}`.
     #[serde(default)]
     pub compare: Option<Value>,
+    /// A CloudWatch gate: `{namespace, name, dimensions, stat, threshold, …}`.
+    #[serde(default)]
+    pub metric: Option<Value>,
     /// Short for routes of weight 1: `paths: [/a, /b]`.
     #[serde(default)]
     pub paths: Option<Vec<String>>,
@@ -378,7 +381,9 @@ fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
 }
 
 /// Header maps accept any scalar (YAML `x-smoke: 1` is a number) and keep it as text.
-fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub(crate) fn scalar_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     let raw = BTreeMap::<String, Value>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| match v {

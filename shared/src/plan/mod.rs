@@ -58,6 +58,13 @@ pub const ECS_STAGES: [&str; 8] = [
     "PRODUCTION_TRAFFIC_SHIFT",
     "POST_PRODUCTION_TRAFFIC_SHIFT",
 ];
+/// The CodeDeploy lifecycle events greenlight has hooks for: a plan's `stages:` may give each
+/// its own checks (and `AfterAllowTraffic` verifies production, after the shift).
+pub const CODEDEPLOY_HOOKS: [&str; 3] = [
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+];
 const MAX_CONCURRENCY: usize = 64;
 const MAX_CHECKS: usize = 500;
 
@@ -366,6 +373,62 @@ impl PlanSpec {
         resolve::resolve(self, target_override, env, crate::secrets::global())
     }
 
+    /// The plan one stage runs (an ECS lifecycle stage, or a CodeDeploy hook such as
+    /// `AfterAllowTraffic`): the stage's own checks and target when `stages:` gives them, else
+    /// the plan's checks. Where no target is given, a `production` stage goes through
+    /// `production_url` (production reaches green there, so compare checks are left out, with a
+    /// log line saying why), any other stage through `test_url`. `None`: nothing to verify.
+    pub fn for_stage(
+        &self,
+        stage: &str,
+        production: bool,
+        test_url: Option<&Setting>,
+        production_url: Option<&Setting>,
+        env: &Env,
+    ) -> Option<Result<Plan, PlanError>> {
+        let stage_spec = self.stages.get(stage);
+        let mut checks = stage_spec
+            .and_then(|s| s.checks.clone())
+            .unwrap_or_else(|| self.checks.clone());
+        if production {
+            checks.retain(|check| {
+                let compares = matches!(check.probe, Probe::Compare(_));
+                if compares {
+                    tracing::warn!(
+                        stage,
+                        check = check.name.as_str(),
+                        "compare check not run at this stage: production traffic reaches green here, so blue can no longer be asked; compare runs before the production shift"
+                    );
+                }
+                !compares
+            });
+        }
+        if checks.is_empty() {
+            return None;
+        }
+        let own_target = stage_spec.and_then(|s| s.target.clone());
+        let (target, setting) = match own_target {
+            Some(own) => (Some(own), None),
+            None if production => {
+                let asks_green = checks.iter().any(|c| c.probe.asks_over_http());
+                if production_url.is_none() && self.target.is_none() && asks_green {
+                    return Some(Err(PlanError::Source(format!(
+                        "{stage} verifies production after the shift: set GREENLIGHT_PRODUCTION_URL (the production listener), or give `stages.{stage}` its own target or only metric checks"
+                    ))));
+                }
+                (self.target.clone(), production_url)
+            }
+            None => (self.target.clone(), test_url),
+        };
+        let stage_plan = PlanSpec {
+            checks,
+            target,
+            stages: std::collections::BTreeMap::new(),
+            ..self.clone()
+        };
+        Some(stage_plan.resolve(setting, env))
+    }
+
     /// [`PlanSpec::resolve`], registering the plan's secrets with `registry` instead of the
     /// process's: for tools that resolve many unrelated plans (the fuzzer), whose secrets must
     /// not pile up in one matcher.
@@ -391,6 +454,24 @@ pub struct Plan {
     pub warnings: Vec<FieldError>,
     /// Set when the plan says how to trust HTTPS targets; `None`: the system's trust store.
     pub tls: Option<std::sync::Arc<Tls>>,
+}
+
+impl Plan {
+    /// Some check reads CloudWatch metrics.
+    pub fn reads_metrics(&self) -> bool {
+        self.checks.iter().any(|c| !c.probe.asks_over_http())
+    }
+
+    /// The longest `metric.wait` of its checks: how long after its start the plan can be judged.
+    pub fn longest_wait(&self) -> Option<Duration> {
+        self.checks
+            .iter()
+            .filter_map(|c| match &c.probe {
+                Probe::Metric(m) => m.wait,
+                _ => None,
+            })
+            .max()
+    }
 }
 
 /// One runnable HTTP check.

@@ -254,6 +254,42 @@ fn send_to_server_name(check: &mut Check, server_name: Option<&(String, String, 
     }
 }
 
+/// A metric check: its dimensions and expression filled in. It asks CloudWatch, so its URL only
+/// names that, and its request line is the query as written.
+fn resolve_metric(
+    spec: &CheckSpec,
+    metric: &crate::probe::metric::Metric,
+    at: &str,
+    env: &Env,
+    visible: &Visible<'_>,
+    found: &mut Found,
+) -> Check {
+    let mut metric = metric.clone();
+    metric.fill_in(&mut |template, field| {
+        fill(
+            template,
+            &format!("{at}.metric.{field}"),
+            env,
+            visible,
+            found,
+        )
+        .map(|s| s.value)
+    });
+    Check {
+        name: spec.name.clone(),
+        method: spec.method.clone(),
+        url: Url::parse("cloudwatch:metrics").expect("a valid URL"),
+        request_line: format!("CloudWatch {}", metric.query_line()),
+        headers: HeaderMap::new(),
+        body: None,
+        timeout: spec.timeout,
+        probe: Probe::Metric(metric),
+        routes: Vec::new(),
+        deferred: None,
+        expect: Arc::new(spec.expect.clone()),
+    }
+}
+
 /// A check that uses captured values, until they are known: its name and request as written,
 /// and what it takes to fill it in.
 fn deferred_check(
@@ -437,6 +473,9 @@ fn resolve_check(
     visible: &Visible<'_>,
     found: &mut Found,
 ) -> Option<Check> {
+    if let Probe::Metric(metric) = &spec.probe {
+        return Some(resolve_metric(spec, metric, at, env, visible, found));
+    }
     let errors_before = found.errors.len();
     let path_at = format!("{at}.path");
     let joined = fill(&spec.path, &path_at, env, visible, found).and_then(|path| {

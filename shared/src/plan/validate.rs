@@ -118,18 +118,34 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
     let mut stages = BTreeMap::new();
     for (stage, value) in document.stages.unwrap_or_default() {
         let at = format!("stages.{stage}");
-        if !ECS_STAGES.contains(&stage.as_str()) {
+        let codedeploy = CODEDEPLOY_HOOKS.contains(&stage.as_str());
+        if !ECS_STAGES.contains(&stage.as_str()) && !codedeploy {
             p.error(
                 at.clone(),
                 format!(
-                    "\"{stage}\" is not an ECS lifecycle stage with hooks; use one of {}",
-                    ECS_STAGES.join(", ")
+                    "\"{stage}\" is neither an ECS lifecycle stage with hooks ({}) nor a CodeDeploy hook of greenlight's ({})",
+                    ECS_STAGES.join(", "),
+                    CODEDEPLOY_HOOKS.join(", ")
                 ),
             );
         }
         let Some(doc) = read::<StageDocument>(value, &at, &mut p.errors) else {
             continue;
         };
+        if codedeploy {
+            for (field, given) in [
+                ("attempts", doc.attempts.is_some()),
+                ("within", doc.within.is_some()),
+                ("retry_after", doc.retry_after.is_some()),
+            ] {
+                if given {
+                    p.error(
+                        format!("{at}.{field}"),
+                        "CodeDeploy invokes each hook once and waits for one report; attempts, within and retry_after are for ECS stages",
+                    );
+                }
+            }
+        }
         if doc.attempts == Some(0) {
             p.error(format!("{at}.attempts"), "must be at least 1");
         }
@@ -150,6 +166,19 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
                 retry_after: doc.retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
             },
         );
+    }
+    // CodeDeploy hooks judge within one invocation; ECS stages wait across invocations.
+    waits_within_budget(&checks, "checks", budget, false, &mut p);
+    for (stage, spec) in &stages {
+        if let (Some(checks), true) = (&spec.checks, CODEDEPLOY_HOOKS.contains(&stage.as_str())) {
+            waits_within_budget(
+                checks,
+                &format!("stages.{stage}.checks"),
+                budget,
+                true,
+                &mut p,
+            );
+        }
     }
     only_safe_methods_to_blue(&checks, "checks", &baseline, &mut p);
     for (stage, spec) in &stages {
@@ -207,6 +236,35 @@ fn validate_baseline(value: Option<Value>, p: &mut Problems) -> BaselineSpec {
             .collect(),
     };
     BaselineSpec { url, safe_methods }
+}
+
+/// In a CodeDeploy hook a metric check's wait runs inside the one verification: a wait the
+/// budget cannot hold would never be judged (an error for a CodeDeploy stage's checks, a warning
+/// for the plan's own checks, which ECS stages may run across invocations).
+fn waits_within_budget(
+    checks: &[CheckSpec],
+    prefix: &str,
+    budget: Duration,
+    codedeploy: bool,
+    p: &mut Problems,
+) {
+    for (i, check) in checks.iter().enumerate() {
+        if let Probe::Metric(metric) = &check.probe {
+            if let Some(wait) = metric.wait.filter(|wait| *wait >= budget) {
+                let message = format!(
+                    "{} is not shorter than the plan's budget ({}): in a CodeDeploy hook the check would never be judged; raise `budget` (and the hook's timeout) above the wait (ECS stages wait across invocations)",
+                    format_duration(wait),
+                    format_duration(budget)
+                );
+                let at = format!("{prefix}[{i}].metric.wait");
+                if codedeploy {
+                    p.error(at, message);
+                } else {
+                    p.warn(at, message);
+                }
+            }
+        }
+    }
 }
 
 /// Compare checks send every request to blue too, through the production listener: only the
@@ -322,6 +380,7 @@ fn validate_checks(
             routes: route_documents,
             paths,
             compare,
+            metric,
             timeout,
             retries,
             retry_delay,
@@ -339,6 +398,52 @@ fn validate_checks(
                 format!("{at}.name"),
                 format!("\"{name}\" is used by an earlier check; names must be unique"),
             );
+        }
+        if let Some(metric) = metric {
+            // A metric check asks CloudWatch, not green: none of a request's fields apply.
+            for (field, given) in [
+                ("method", method.is_some()),
+                ("path", path.is_some()),
+                ("paths", paths.is_some()),
+                ("routes", route_documents.is_some()),
+                ("headers", !headers.is_empty()),
+                ("body", body.is_some()),
+                ("timeout", timeout.is_some()),
+                ("expect", expect.is_some()),
+            ] {
+                if given {
+                    p.error(
+                        format!("{at}.{field}"),
+                        "a metric check sends no request to green: it asks CloudWatch and judges every datapoint by `metric.threshold`; remove this field, or make it a check of its own",
+                    );
+                }
+            }
+            let fields = crate::probe::Fields {
+                retries,
+                retry_delay,
+                retry_on,
+                flaky,
+                capture,
+                samples,
+                thresholds,
+                compare,
+                metric: Some(metric),
+            };
+            if let Some(probe) = crate::probe::validate(fields, &at, &defaults.probe, false, p) {
+                checks.push(CheckSpec {
+                    name,
+                    method: Method::GET,
+                    path: Template::empty(),
+                    headers: Vec::new(),
+                    body: None,
+                    timeout: DEFAULT_TIMEOUT,
+                    probe,
+                    routes: Vec::new(),
+                    uses_captures: Vec::new(),
+                    expect: Expectations::default(),
+                });
+            }
+            continue;
         }
         let method = parse_method(method.as_deref(), &format!("{at}.method"), p);
         let mut merged = defaults.headers.clone();
@@ -392,6 +497,7 @@ fn validate_checks(
             samples,
             thresholds,
             compare,
+            metric: None,
         };
         let probe = crate::probe::validate(fields, &at, &defaults.probe, !routes.is_empty(), p);
         let captures = probe.as_ref().map(Probe::captures).unwrap_or_default();
@@ -636,7 +742,12 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
                 "readiness checks neither capture nor use captured values",
             );
         }
-        if check.probe.sends_many() {
+        if !check.probe.asks_over_http() {
+            p.error(
+                format!("ready.checks[{i}].metric"),
+                "a readiness check asks green until it answers; metric checks belong in `checks`",
+            );
+        } else if check.probe.sends_many() {
             p.error(
                 format!("ready.checks[{i}].samples"),
                 "a readiness check is one request, repeated until it passes; samples, load and comparisons belong in `checks`",

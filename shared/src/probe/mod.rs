@@ -11,7 +11,9 @@
 //!   judged by the same thresholds, and by whether green (or the generator) kept up.
 //!
 //! - [`compare`]: the same requests to blue and to green, judged side by side (latency shift,
-//!   error rates, response diffs with noise learnt from blue).
+//!   error rates, response diffs with noise learnt from blue);
+//! - [`metric`]: no request to green at all: CloudWatch's datapoints over a window, each judged
+//!   against a threshold, with missing data never a pass by accident.
 //!
 //! [`population`] is what samples and load share: the tally, the route schedule, the thresholds and
 //! the judgment of a population. Data flows one way: plan → probe → measurements
@@ -21,6 +23,7 @@ pub mod compare;
 pub mod exchange;
 pub mod histogram;
 pub mod load;
+pub mod metric;
 pub mod population;
 pub mod samples;
 pub mod threshold;
@@ -43,6 +46,7 @@ pub enum Probe {
     Samples(samples::Samples),
     Load(load::Load),
     Compare(compare::Compare),
+    Metric(metric::Metric),
 }
 
 impl Probe {
@@ -53,13 +57,19 @@ impl Probe {
             Probe::Samples(s) => s.describe(),
             Probe::Load(l) => l.describe(),
             Probe::Compare(c) => c.describe(),
+            Probe::Metric(m) => m.describe(),
         }
     }
 
     /// A probe that sends many requests and judges them together (samples, a load run, a
     /// comparison), as opposed to one exchange.
     pub fn sends_many(&self) -> bool {
-        !matches!(self, Probe::Exchange(_))
+        !matches!(self, Probe::Exchange(_) | Probe::Metric(_))
+    }
+
+    /// The probe asks green (or blue) over HTTP; a metric check asks only CloudWatch.
+    pub fn asks_over_http(&self) -> bool {
+        !matches!(self, Probe::Metric(_))
     }
 
     /// What the check captures for later checks (only a single exchange captures).
@@ -94,6 +104,10 @@ pub enum Measured {
     /// Green against blue: both populations, the latency shift, error rates, response diffs.
     Comparison {
         comparison: Box<compare::Comparison>,
+    },
+    /// CloudWatch's datapoints over the window judged.
+    Metric {
+        metric: Box<metric::MetricMeasurement>,
     },
 }
 
@@ -136,6 +150,7 @@ impl Measured {
         match self {
             Measured::Population { samples } => samples.line(),
             Measured::Comparison { comparison } => comparison.line(),
+            Measured::Metric { metric } => metric.line(),
             Measured::Exchange {
                 status,
                 latency,
@@ -181,6 +196,7 @@ pub(crate) struct Fields {
     pub samples: Option<Value>,
     pub thresholds: Option<Value>,
     pub compare: Option<Value>,
+    pub metric: Option<Value>,
 }
 
 /// What the plan's `defaults` give every check's probe.
@@ -225,7 +241,29 @@ pub(crate) fn validate(
         samples,
         thresholds,
         compare,
+        metric,
     } = fields;
+    if let Some(metric) = metric {
+        // A metric check asks CloudWatch once: nothing of a request's probe applies.
+        for (field, given) in [
+            ("samples", samples.is_some()),
+            ("thresholds", thresholds.is_some()),
+            ("compare", compare.is_some()),
+            ("retries", retries.is_some()),
+            ("retry_delay", retry_delay.is_some()),
+            ("retry_on", retry_on.is_some()),
+            ("flaky", flaky.is_some()),
+            ("capture", capture.is_some()),
+        ] {
+            if given {
+                p.error(
+                    format!("{at}.{field}"),
+                    "a metric check sends no request to green: it asks CloudWatch and judges every datapoint by `metric.threshold`; remove this field",
+                );
+            }
+        }
+        return metric::validate(metric, &format!("{at}.metric"), p).map(Probe::Metric);
+    }
     if let Some(compare) = compare {
         // A comparison sends its pairs once each: no retries, no thresholds of its own, and
         // nothing captured.
@@ -350,6 +388,7 @@ mod tests {
             samples: None,
             thresholds: None,
             compare: None,
+            metric: None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use greenlight::plan::Setting;
-use greenlight::{Deadline, Env, PlanSpec, Verdict};
+use greenlight::{Deadline, Env, PlanSpec, Tools, Verdict};
 use greenlight_fakes::green::GreenServer;
 
 /// Parses `plan`, points it at `green`, and verifies within `within`.
@@ -27,5 +27,10 @@ pub async fn run_spec(
         .resolve(Some(&target), &Env::from_pairs(env.iter().copied()))
         .unwrap_or_else(|e| panic!("{e}"));
     let client = greenlight::http::build_check_client().unwrap();
-    greenlight::verify(&client, Arc::new(plan), Deadline::after(within)).await
+    greenlight::verify(
+        &Tools::http(client),
+        Arc::new(plan),
+        Deadline::after(within),
+    )
+    .await
 }
