@@ -310,6 +310,16 @@ stages:
     let span = body["EndTime"].as_f64().unwrap() - body["StartTime"].as_f64().unwrap();
     assert_eq!(span, 120.0, "the window is the wait: {body:#}");
 
+    // A start in the future (hookDetails are the service owner's to write) is now: the bake
+    // starts over, it is not skipped and never waits forever.
+    let mut future = event.clone();
+    future["hookDetails"] = json!({"greenlight": {"attempts": 0, "startedAtMs": u64::MAX}});
+    let answer = hook
+        .handle(future, SystemTime::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(answer.hook_status, HookStatus::InProgress);
+    assert!((115..=120).contains(&answer.call_back_delay.unwrap()));
+
     // Green degrades: the same invocation fails, and ECS rolls back.
     put_green(&standin, 1, |_| 12.0, 0.1);
     let third = hook

@@ -705,6 +705,7 @@ impl MetricSource for CloudWatchMetrics {
             let end = DateTime::from(request.end);
             let mut series: BTreeMap<String, Series> = BTreeMap::new();
             let client = self.client().await;
+            let max_datapoints = (MAX_DATAPOINTS as usize * queries.len()).min(100_800) as i32;
             let mut token: Option<String> = None;
             for _ in 0..MAX_PAGES {
                 let call = || {
@@ -714,6 +715,8 @@ impl MetricSource for CloudWatchMetrics {
                         .start_time(start)
                         .end_time(end)
                         .scan_by(cw::ScanBy::TimestampAscending)
+                        // A bound on each page's size, whatever the service sends.
+                        .max_datapoints(max_datapoints)
                         .set_next_token(token.clone())
                         .send()
                 };
@@ -732,12 +735,16 @@ impl MetricSource for CloudWatchMetrics {
                         id,
                         ..Series::default()
                     });
+                    // However much an answer holds, a series keeps at most twice what a
+                    // window can judge: memory stays flat in a 128 MB function.
+                    let room = (2 * MAX_DATAPOINTS as usize).saturating_sub(entry.points.len());
                     entry.points.extend(
                         result
                             .timestamps()
                             .iter()
                             .zip(result.values())
-                            .map(|(t, v)| (t.secs(), *v)),
+                            .map(|(t, v)| (t.secs(), *v))
+                            .take(room),
                     );
                     entry.status = result
                         .status_code()
