@@ -139,30 +139,46 @@ fn describe(spec: &PlanSpec) {
         output::line("  then:");
     }
     for check in &spec.checks {
-        let how = check.probe.describe();
-        let how = if check.routes.is_empty() {
-            how
-        } else {
-            format!("{how}, over {} routes", check.routes.len())
-        };
-        output::line(format!(
-            "  - {}: {} {} (timeout {}, {how})",
-            check.name,
-            check.method,
-            check.path.written(),
-            format_duration(check.timeout),
-        ));
+        output::line(check_line(check, "  "));
     }
     for (stage, s) in &spec.stages {
+        let codedeploy = greenlight::plan::CODEDEPLOY_HOOKS.contains(&stage.as_str());
         let checks = s
             .checks
             .as_ref()
             .map_or("the top-level checks".to_string(), |c| {
                 format!("{} checks of its own", c.len())
             });
-        output::line(format!(
-            "  - ECS stage {stage}: {checks}, {} attempt(s)",
-            s.attempts
-        ));
+        if codedeploy {
+            output::line(format!("  - CodeDeploy hook {stage}: {checks}"));
+        } else {
+            output::line(format!(
+                "  - ECS stage {stage}: {checks}, {} attempt(s)",
+                s.attempts
+            ));
+        }
+        for check in s.checks.iter().flatten() {
+            output::line(check_line(check, "    "));
+        }
     }
+}
+
+/// One check as `plan check` shows it: what it sends (or queries) and how it judges.
+fn check_line(check: &greenlight::plan::CheckSpec, indent: &str) -> String {
+    let how = check.probe.describe();
+    if !check.probe.asks_over_http() {
+        return format!("{indent}- {}: {how}", check.name);
+    }
+    let how = if check.routes.is_empty() {
+        how
+    } else {
+        format!("{how}, over {} routes", check.routes.len())
+    };
+    format!(
+        "{indent}- {}: {} {} (timeout {}, {how})",
+        check.name,
+        check.method,
+        check.path.written(),
+        greenlight::duration::format_duration(check.timeout),
+    )
 }

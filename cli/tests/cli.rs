@@ -808,3 +808,33 @@ async fn https_targets_can_be_trusted_by_ca_file_and_server_name() {
         text(&output.stdout)
     );
 }
+
+#[tokio::test]
+async fn plan_check_shows_metric_gates_per_codedeploy_hook_and_rejects_request_fields_on_them() {
+    let plan = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/plans/metric-gates.yaml"
+    ))
+    .unwrap();
+    let output = plan_check(&plan).await;
+    let shown = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.contains("- CodeDeploy hook AfterAllowTraffic: 4 checks of its own"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("- no 5xx on green: asks CloudWatch for AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum {LoadBalancer=${LOAD_BALANCER},TargetGroup=${GREEN_TARGET_GROUP}} after waiting until 5m since the start"),
+        "{shown}"
+    );
+    let output = plan_check(
+        "version: 1\nchecks:\n  - {name: m, path: /x, metric: {namespace: N, name: X, stat: Sum, threshold: '< 1'}}\n",
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stdout).contains("checks[0].path: a metric check sends no request to green"),
+        "{}",
+        text(&output.stdout)
+    );
+}

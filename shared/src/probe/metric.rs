@@ -514,12 +514,15 @@ impl Metric {
             None => String::new(),
         };
         format!(
-            "asks CloudWatch for {} {wait}over the last {} at {} periods; every datapoint must be {} (fewer than {} datapoints: {})",
+            "asks CloudWatch for {} {wait}over the last {} at {} periods; every datapoint must be {} ({}: {})",
             self.query_line(),
             format_duration(self.window),
             format_duration(self.period),
             self.threshold,
-            self.min_datapoints,
+            match self.min_datapoints {
+                1 => "no datapoint".to_string(),
+                n => format!("fewer than {n} datapoints"),
+            },
             match self.no_data {
                 NoData::Fail => "failed",
                 NoData::Inconclusive => "inconclusive",
