@@ -76,7 +76,8 @@ enum Command {
     ///
     /// Scenarios: `healthy` (green is promoted), `broken` (a hook catches green and CodeDeploy
     /// rolls back), `alarm` (green passes the hooks, fails under production traffic, and a 5xx alarm
-    /// rolls it back). Without arguments: healthy, then broken.
+    /// rolls it back), `slow` (green passes the hooks, slows down under production traffic, and the
+    /// AfterAllowTraffic metric gate rolls it back). Without arguments: healthy, then broken.
     Rehearse {
         /// Which scenarios to run, in order.
         #[arg(value_enum)]

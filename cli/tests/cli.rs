@@ -77,6 +77,12 @@ async fn a_healthy_green_is_promoted_to_production() {
             .any(|s| s == "BeforeAllowTraffic hook reported Succeeded: all 3 checks passed"),
         "{steps:#?}"
     );
+    assert!(
+        steps
+            .iter()
+            .any(|s| s == "AfterAllowTraffic hook reported Succeeded: the check passed"),
+        "the metric gate after the shift passed: {steps:#?}"
+    );
 }
 
 #[tokio::test]
@@ -143,6 +149,26 @@ async fn a_green_that_fails_under_production_traffic_is_rolled_back_by_the_alarm
 }
 
 #[tokio::test]
+async fn a_green_that_slows_under_production_traffic_is_rolled_back_by_the_metric_gate() {
+    let (output, outcome) = rehearse("slow").await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(outcome["result"], "rolled-back");
+    assert_eq!(outcome["failing_checks"], serde_json::json!(["green-p90"]));
+    let reason = outcome["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("AfterAllowTraffic hook reported Failed")
+            && reason.contains("metric AWS/ApplicationELB TargetResponseTime p90")
+            && reason.contains("expected every 1s datapoint < 0.3, got 0.4"),
+        "{reason}"
+    );
+    assert!(
+        outcome["production_requests"]["green"].as_u64().unwrap() > 0,
+        "production reached green before the gate judged it"
+    );
+    // The healthy scenario passes the same gate (see a_healthy_green_is_promoted_to_production).
+}
+
+#[tokio::test]
 async fn without_arguments_the_rehearsal_runs_healthy_then_broken_and_prints_a_timeline() {
     let output = greenlight(&["rehearse"]).await;
     assert_eq!(output.status.code(), Some(0));
@@ -166,7 +192,7 @@ async fn a_missing_function_binary_is_a_configuration_error_that_says_what_to_bu
     assert_eq!(output.status.code(), Some(2));
     let err = text(&output.stderr);
     assert!(
-        err.contains("cannot find the after-allow-test-traffic, before-allow-traffic, alarm-rollback binary in /nonexistent: build the functions first")
+        err.contains("cannot find the after-allow-test-traffic, before-allow-traffic, after-allow-traffic, alarm-rollback binary in /nonexistent: build the functions first")
             && err.contains("cargo lambda build --release"),
         "{err}"
     );
@@ -179,6 +205,7 @@ async fn a_rehearsal_finds_binaries_in_cargo_lambdas_layout() {
     for function in [
         "after-allow-test-traffic",
         "before-allow-traffic",
+        "after-allow-traffic",
         "alarm-rollback",
     ] {
         let at = dir.join(function);

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -27,12 +28,17 @@ pub struct Counts {
     pub green_5xx: u64,
 }
 
+/// Told of every answer a target gave through the listener: which side, its status, how long
+/// the target took (what an ALB publishes as `TargetResponseTime`).
+pub type AnswerObserver = Arc<dyn Fn(Side, u16, Duration) + Send + Sync>;
+
 struct State {
     blue: String,
     green: Option<String>,
     /// Percentage of requests that go to green.
     green_weight: u8,
     counts: Counts,
+    observer: Option<AnswerObserver>,
 }
 
 pub struct Listener {
@@ -48,6 +54,7 @@ impl Listener {
             green: None,
             green_weight: 0,
             counts: Counts::default(),
+            observer: None,
         }));
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -70,8 +77,13 @@ impl Listener {
             };
             let (client, state) = (client.clone(), s.clone());
             async move {
+                let started = Instant::now();
                 let response = forward(&client, &target, request).await;
+                let took = started.elapsed();
                 let mut st = state.lock().unwrap();
+                if let Some(observer) = &st.observer {
+                    observer(side, response.status().as_u16(), took);
+                }
                 let failed = response.status().is_server_error();
                 match side {
                     Side::Blue => {
@@ -111,6 +123,11 @@ impl Listener {
 
     pub fn counts(&self) -> Counts {
         self.state.lock().unwrap().counts
+    }
+
+    /// `observer` is told of every answer from now on.
+    pub fn observe(&self, observer: AnswerObserver) {
+        self.state.lock().unwrap().observer = Some(observer);
     }
 }
 

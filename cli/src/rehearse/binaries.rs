@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 
 /// The binaries every rehearsal needs.
-pub const FUNCTIONS: [&str; 3] = [
+pub const FUNCTIONS: [&str; 4] = [
     "after-allow-test-traffic",
     "before-allow-traffic",
+    "after-allow-traffic",
     "alarm-rollback",
 ];
 

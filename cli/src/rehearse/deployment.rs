@@ -1,10 +1,11 @@
 //! One rehearsed deployment: the stand-ins, the lifecycle walk, and its outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use greenlight_demo_app::{DemoApp, Mode, Running};
-use greenlight_fakes::alb::Listener;
+use greenlight_fakes::alb::{Listener, Side};
 use greenlight_fakes::{
     FakeCloudWatch, FakeCodeDeploy, FakeEcs, FunctionProcess, InvocationResult, RuntimeApi,
 };
@@ -19,6 +20,9 @@ const APPLICATION: &str = "checkout";
 const DEPLOYMENT_GROUP: &str = "checkout-prod";
 const DEPLOYMENT_ID: &str = "d-REHEARSAL1";
 const ALARM_NAME: &str = "checkout-5xx";
+/// Green's target group and the load balancer, as the ALB publishes their metrics' dimensions.
+const GREEN_TARGET_GROUP: &str = "targetgroup/checkout-green/5e1c0a7f3b2d4c6a";
+const LOAD_BALANCER: &str = "app/checkout/0f9e8d7c6b5a4321";
 /// The hooks' Lambda timeout in the rehearsal.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the termination wait (with production traffic) lasts before blue is terminated.
@@ -106,8 +110,11 @@ struct Stack {
     test: Listener,
     codedeploy: FakeCodeDeploy,
     _ecs: FakeEcs,
-    _cloudwatch: FakeCloudWatch,
+    _cloudwatch: Arc<FakeCloudWatch>,
+    /// The hooks before the production shift, in lifecycle order.
     hooks: Vec<(&'static str, Function)>,
+    /// AfterAllowTraffic: after the production shift, green's metrics.
+    after_traffic: Function,
     alarm_rollback: Function,
 }
 
@@ -134,7 +141,7 @@ pub async fn rehearse(
             .hooks
             .iter()
             .map(|(_, f)| f)
-            .chain([&stack.alarm_rollback])
+            .chain([&stack.after_traffic, &stack.alarm_rollback])
         {
             crate::output::line(format!(
                 "--- {} logged:\n{}",
@@ -172,7 +179,40 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
     let test = Listener::start(&blue.url()).await;
     let codedeploy = FakeCodeDeploy::start().await;
     let ecs = FakeEcs::start().await;
-    let cloudwatch = FakeCloudWatch::start().await;
+    let cloudwatch = Arc::new(FakeCloudWatch::start().await);
+    // What an ALB publishes for green's target group: every answer through the production
+    // listener, by the second.
+    let metrics = cloudwatch.clone();
+    production.observe(Arc::new(move |side, status, took| {
+        if side != Side::Green {
+            return;
+        }
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        let dimensions = [
+            ("TargetGroup", GREEN_TARGET_GROUP),
+            ("LoadBalancer", LOAD_BALANCER),
+        ];
+        let namespace = "AWS/ApplicationELB";
+        metrics.put(namespace, "RequestCount", &dimensions, at, 1.0);
+        let five_xx = f64::from(u8::from(status >= 500));
+        metrics.put(
+            namespace,
+            "HTTPCode_Target_5XX_Count",
+            &dimensions,
+            at,
+            five_xx,
+        );
+        metrics.put(
+            namespace,
+            "TargetResponseTime",
+            &dimensions,
+            at,
+            took.as_secs_f64(),
+        );
+    }));
     codedeploy.add_deployment(DEPLOYMENT_ID, APPLICATION, DEPLOYMENT_GROUP, "InProgress");
     let aws = vec![
         ("AWS_ENDPOINT_URL", codedeploy.url()),
@@ -185,6 +225,9 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
         ("GREENLIGHT_TEST_URL", test.url()),
         ("GREENLIGHT_PLAN", PLAN.to_string()),
         ("EXPECTED_VERSION", "2.0.0".to_string()),
+        ("GREENLIGHT_PRODUCTION_URL", production.url()),
+        ("GREEN_TARGET_GROUP", GREEN_TARGET_GROUP.to_string()),
+        ("LOAD_BALANCER", LOAD_BALANCER.to_string()),
     ]);
     let hooks = vec![
         (
@@ -196,6 +239,7 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
             Function::start(functions_dir, "before-allow-traffic", &hook_env).await?,
         ),
     ];
+    let after_traffic = Function::start(functions_dir, "after-allow-traffic", &hook_env).await?;
     let alarm_rollback = Function::start(functions_dir, "alarm-rollback", &aws).await?;
     Ok(Stack {
         blue: Some(blue),
@@ -206,6 +250,7 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
         _ecs: ecs,
         _cloudwatch: cloudwatch,
         hooks,
+        after_traffic,
         alarm_rollback,
     })
 }
@@ -219,6 +264,7 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
         Scenario::Healthy => Mode::Healthy,
         Scenario::Broken => Mode::Broken,
         Scenario::Alarm => Mode::FailsAfter(20),
+        Scenario::Slow => Mode::SlowsAfter(20),
     };
     let green = DemoApp {
         color: "green".into(),
@@ -248,7 +294,8 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
     for index in 0..stack.hooks.len() {
         let (event, _) = &stack.hooks[index];
         let event = *event;
-        if let Some((reason, failing)) = run_hook(stack, index, t).await? {
+        let (_, function) = &stack.hooks[index];
+        if let Some((reason, failing)) = run_hook(stack, (event, function), t).await? {
             roll_back(stack, t, "the deployment failed");
             stack.codedeploy.world(|w| set_status(w, "Failed"));
             return Ok((
@@ -261,7 +308,16 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
 
     stack.production.shift_to_green(100);
     t.step("AllowTraffic", "production listener -> green 100%");
-    t.step("AfterAllowTraffic", "no hook configured");
+    let after_traffic = ("AfterAllowTraffic", &stack.after_traffic);
+    if let Some((reason, failing)) = run_hook(stack, after_traffic, t).await? {
+        roll_back(stack, t, "the deployment failed");
+        stack.codedeploy.world(|w| set_status(w, "Failed"));
+        return Ok((
+            Result::RolledBack,
+            format!("AfterAllowTraffic hook reported Failed: {reason}"),
+            failing,
+        ));
+    }
     t.step(
         "termination wait",
         format!(
@@ -290,10 +346,9 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
 /// report `Succeeded`: the reason and the checks that did not pass.
 async fn run_hook(
     stack: &Stack,
-    index: usize,
+    (event, function): (&str, &Function),
     t: &mut Timeline,
 ) -> anyhow::Result<Option<(String, Vec<String>)>> {
-    let (event, function) = &stack.hooks[index];
     let execution_id = format!("rehearsal-{event}-execution");
     t.step(
         event,

@@ -4,8 +4,10 @@
 //! test listener stand in for the load balancer; a CodeDeploy stand-in walks the ECS lifecycle,
 //! invokes the real hook binaries through the Lambda Runtime API, receives their
 //! `PutLifecycleEventHookExecutionStatus` through the real AWS SDK, and shifts or rolls back
-//! traffic. In the alarm scenario a CloudWatch stand-in raises a 5xx alarm and the real
-//! alarm-rollback binary stops the deployment. Every server and process stops when the rehearsal
+//! traffic. After the shift the real after-allow-traffic binary judges green's metrics, which
+//! the production listener publishes to a CloudWatch stand-in as an ALB would (the slow
+//! scenario fails there); in the alarm scenario a 5xx alarm fires and the real alarm-rollback
+//! binary stops the deployment. Every server and process stops when the rehearsal
 //! ends, also on Ctrl-C.
 
 mod binaries;
@@ -28,6 +30,9 @@ pub enum Scenario {
     Broken,
     /// Green passes the hooks but fails under production traffic: a 5xx alarm rolls it back.
     Alarm,
+    /// Green passes the hooks but slows down under production traffic: the AfterAllowTraffic
+    /// hook's metric gate (green's p90 response time) rolls it back.
+    Slow,
 }
 
 impl Scenario {
@@ -35,7 +40,7 @@ impl Scenario {
     pub fn expected(self) -> deployment::Result {
         match self {
             Scenario::Healthy => deployment::Result::Promoted,
-            Scenario::Broken | Scenario::Alarm => deployment::Result::RolledBack,
+            Scenario::Broken | Scenario::Alarm | Scenario::Slow => deployment::Result::RolledBack,
         }
     }
 
@@ -44,6 +49,9 @@ impl Scenario {
             Scenario::Healthy => "green 2.0.0 is healthy",
             Scenario::Broken => "green 2.0.0's orders API answers 500",
             Scenario::Alarm => "green 2.0.0 passes the hooks, then fails under production traffic",
+            Scenario::Slow => {
+                "green 2.0.0 passes the hooks, then slows down under production traffic (orders take 400ms)"
+            }
         }
     }
 }

@@ -32,7 +32,13 @@ pub enum Mode {
     /// Works for the first `n` requests, then the orders API answers 500: a bug that only shows
     /// under production traffic.
     FailsAfter(u64),
+    /// Works for the first `n` requests, then the orders API takes 400 ms to answer (still 200):
+    /// a regression no single smoke test flags, which shows in the response-time metric.
+    SlowsAfter(u64),
 }
+
+/// How long a slowed orders API takes.
+pub const SLOW_ANSWER: std::time::Duration = std::time::Duration::from_millis(400);
 
 impl FromStr for Mode {
     type Err = String;
@@ -40,15 +46,16 @@ impl FromStr for Mode {
         match text {
             "healthy" => Ok(Mode::Healthy),
             "broken" => Ok(Mode::Broken),
-            other => match other
-                .strip_prefix("fails-after-")
-                .and_then(|n| n.parse().ok())
-            {
-                Some(n) => Ok(Mode::FailsAfter(n)),
-                None => Err(format!(
-                    "unknown mode \"{other}\": use healthy, broken or fails-after-N"
-                )),
-            },
+            other => {
+                let count = |prefix: &str| other.strip_prefix(prefix).and_then(|n| n.parse().ok());
+                match (count("fails-after-"), count("slows-after-")) {
+                    (Some(n), _) => Ok(Mode::FailsAfter(n)),
+                    (_, Some(n)) => Ok(Mode::SlowsAfter(n)),
+                    _ => Err(format!(
+                        "unknown mode \"{other}\": use healthy, broken, fails-after-N or slows-after-N"
+                    )),
+                }
+            }
         }
     }
 }
@@ -117,7 +124,11 @@ impl DemoApp {
             Mode::Healthy => false,
             Mode::Broken => true,
             Mode::FailsAfter(n) => served >= n,
+            Mode::SlowsAfter(_) => false,
         };
+        if matches!(self.mode, Mode::SlowsAfter(n) if served >= n) && path == "/api/orders" {
+            tokio::time::sleep(SLOW_ANSWER).await;
+        }
         match (method, path.as_str()) {
             (Method::GET, "/health") => text(200, "UP"),
             (Method::GET, "/api/version") => json_answer(

@@ -12,7 +12,7 @@ Options (or the environment variables in brackets):
   --port PORT       port to listen on, on every interface [PORT] (ignored with --bind)
   --color COLOR     what /api/version reports as the color [APP_COLOR] (default green)
   --version VERSION what /api/version reports as the version [APP_VERSION] (default 2.0.0)
-  --mode MODE       healthy, broken (the orders API answers 500), or fails-after-N [APP_MODE]
+  --mode MODE       healthy, broken (the orders API answers 500), fails-after-N, or slows-after-N (orders take 400ms) [APP_MODE]
   -h, --help        this text
 
 Routes: /health, /api/version, /api/orders";
