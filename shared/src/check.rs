@@ -157,8 +157,15 @@ async fn run_filled(tools: &Tools, check: &Check, deadline: Deadline) -> CheckRe
         }
         Probe::Metric(metric) => {
             let since = tools.since.unwrap_or_else(std::time::SystemTime::now);
-            crate::probe::metric::run(tools.metrics.as_deref(), since, check, metric, deadline)
-                .await
+            crate::probe::metric::run(
+                tools.metrics.as_deref(),
+                tools.green.as_deref(),
+                since,
+                check,
+                metric,
+                deadline,
+            )
+            .await
         }
     }
 }

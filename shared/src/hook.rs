@@ -16,6 +16,7 @@ use crate::codedeploy::{
 };
 use crate::deadline::Deadline;
 use crate::env::Env;
+use crate::green::{CodeDeployGreen, DeploymentClients};
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::verdict::Verdict;
@@ -66,6 +67,8 @@ pub struct HookResponse {
 pub struct CodeDeployHook {
     lifecycle_event: String,
     setup: Result<(Tools, Arc<Plan>), String>,
+    /// For plans that name `target_group: green`: the clients that find it, per deployment.
+    deployments: Option<Arc<DeploymentClients>>,
     reporter: Prepared<CodeDeployReporter>,
     /// Where Failed verdicts are announced (`GREENLIGHT_NOTIFY_TOPIC_ARN`).
     notifier: Option<Prepared<crate::notify::Notifier>>,
@@ -87,7 +90,7 @@ impl CodeDeployHook {
             lifecycle_event,
             reporter,
             stage_plan(lifecycle_event, &env),
-            || Arc::new(CloudWatchMetrics::from_env()),
+            None,
         );
         hook.notifier = crate::notify::Notifier::from_env(&env);
         hook
@@ -106,7 +109,7 @@ impl CodeDeployHook {
             lifecycle_event,
             reporter,
             stage_plan(lifecycle_event, env),
-            || Arc::new(CloudWatchMetrics::new(sdk_config)),
+            Some(sdk_config),
         )
     }
 
@@ -116,9 +119,7 @@ impl CodeDeployHook {
         plan: Result<Plan, PlanError>,
     ) -> Self {
         let reporter = Prepared::Ready(CodeDeployReporter::new(sdk_config));
-        Self::with_reporter(lifecycle_event, reporter, plan, || {
-            Arc::new(CloudWatchMetrics::new(sdk_config))
-        })
+        Self::with_reporter(lifecycle_event, reporter, plan, Some(sdk_config))
     }
 
     /// Announces Failed verdicts on this topic.
@@ -131,8 +132,9 @@ impl CodeDeployHook {
         lifecycle_event: &str,
         reporter: Prepared<CodeDeployReporter>,
         plan: Result<Plan, PlanError>,
-        metrics: impl FnOnce() -> Arc<dyn MetricSource>,
+        sdk_config: Option<&aws_config::SdkConfig>,
     ) -> Self {
+        let mut deployments = None;
         let setup = match (plan, crate::http::build_check_client()) {
             (Ok(plan), Ok(client)) => {
                 tracing::info!(lifecycle_event, checks = plan.checks.len(), "plan loaded");
@@ -143,7 +145,17 @@ impl CodeDeployHook {
                 // beyond the reporter's.
                 let mut tools = Tools::http(client);
                 if plan.reads_metrics() {
-                    tools = tools.with_metrics(metrics());
+                    let metrics: Arc<dyn MetricSource> = match sdk_config {
+                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
+                        None => Arc::new(CloudWatchMetrics::from_env()),
+                    };
+                    tools = tools.with_metrics(metrics);
+                }
+                if plan.uses_green_target_group() {
+                    deployments = Some(Arc::new(match sdk_config {
+                        Some(config) => DeploymentClients::new(config),
+                        None => DeploymentClients::from_env(),
+                    }));
                 }
                 Ok((tools, Arc::new(plan)))
             }
@@ -156,6 +168,7 @@ impl CodeDeployHook {
         CodeDeployHook {
             lifecycle_event: lifecycle_event.to_string(),
             setup,
+            deployments,
             reporter,
             notifier: None,
         }
@@ -179,7 +192,14 @@ impl CodeDeployHook {
             Err(problem) => Verdict::not_run(problem.clone()),
             Ok((tools, plan)) => {
                 let verify_by = lambda.for_verification(plan.budget);
-                verify_isolated(tools.clone(), plan.clone(), verify_by).await
+                let mut tools = tools.clone();
+                if let Some(clients) = &self.deployments {
+                    tools = tools.with_green(Arc::new(CodeDeployGreen::new(
+                        clients.clone(),
+                        &deployment_id,
+                    )));
+                }
+                verify_isolated(tools, plan.clone(), verify_by).await
             }
         };
         crate::report::log_verdict(

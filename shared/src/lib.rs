@@ -15,6 +15,7 @@ pub mod ecs_hook;
 pub mod env;
 pub mod expect;
 pub mod files;
+pub mod green;
 pub mod hook;
 pub mod http;
 pub mod judge;

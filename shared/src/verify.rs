@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::check::run_check_with;
 use crate::deadline::Deadline;
+use crate::green::FindGreen;
 use crate::plan::Plan;
 use crate::probe::metric::MetricSource;
 use crate::verdict::{CheckReport, Outcome, Verdict};
@@ -26,6 +27,8 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(100);
 pub struct Tools {
     pub http: reqwest::Client,
     pub metrics: Option<Arc<dyn MetricSource>>,
+    /// Finds green's target group (`target_group: green`): the deployment's, in a CodeDeploy hook.
+    pub green: Option<Arc<dyn FindGreen>>,
     /// When the verification started; `None`: now.
     pub since: Option<SystemTime>,
 }
@@ -36,6 +39,7 @@ impl Tools {
         Tools {
             http,
             metrics: None,
+            green: None,
             since: None,
         }
     }
@@ -43,6 +47,12 @@ impl Tools {
     /// Metric checks read `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricSource>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// `target_group: green` is found by `green`.
+    pub fn with_green(mut self, green: Arc<dyn FindGreen>) -> Self {
+        self.green = Some(green);
         self
     }
 
@@ -79,6 +89,7 @@ pub async fn verify_observed(
         Ok(http) => Tools {
             http,
             metrics: tools.metrics.clone(),
+            green: tools.green.clone(),
             since: Some(tools.since.unwrap_or_else(SystemTime::now)),
         },
         Err(e) => return Verdict::not_run(e),

@@ -34,10 +34,25 @@ pub struct DeploymentGroup {
     pub alarms_enabled: bool,
 }
 
+/// An ECS blue/green deployment group's service and load balancer, and a deployment's task sets.
+#[derive(Debug, Clone)]
+pub struct EcsBlueGreen {
+    pub cluster: String,
+    pub service: String,
+    pub production_listener: String,
+    pub test_listener: String,
+    /// The group's two target group names.
+    pub target_groups: [String; 2],
+    /// Task set id, label (`Blue`/`Green`), target group name.
+    pub task_sets: Vec<(String, String, String)>,
+}
+
 #[derive(Debug, Default)]
 pub struct CodeDeployWorld {
     pub deployments: Vec<Deployment>,
     pub groups: Vec<DeploymentGroup>,
+    /// (application, group) → its ECS blue/green set-up; its deployments' task sets.
+    pub blue_green: std::collections::BTreeMap<(String, String), EcsBlueGreen>,
     /// Hook statuses reported, by lifecycle event hook execution id.
     pub hook_reports: std::collections::BTreeMap<String, String>,
     /// When true, a stopped deployment stays `InProgress` (as it does for a while in AWS while
@@ -99,6 +114,25 @@ impl FakeCodeDeploy {
         });
     }
 
+    /// An ECS blue/green deployment `id` of `application`/`group`, with its service, listeners
+    /// and task sets, for `GetDeployment`, `GetDeploymentGroup`, `ListDeploymentTargets` and
+    /// `GetDeploymentTarget`.
+    pub fn add_ecs_blue_green(
+        &self,
+        id: &str,
+        application: &str,
+        group: &str,
+        set_up: EcsBlueGreen,
+    ) {
+        if self.deployment_status(id).is_none() {
+            self.add_deployment(id, application, group, "InProgress");
+        }
+        self.world(|w| {
+            w.blue_green
+                .insert((application.to_string(), group.to_string()), set_up)
+        });
+    }
+
     pub fn deployment_status(&self, id: &str) -> Option<String> {
         self.world(|w| {
             w.deployments
@@ -119,6 +153,18 @@ impl FakeCodeDeploy {
                     .to_string()
             })
             .collect()
+    }
+}
+
+impl CodeDeployWorld {
+    fn deployment(&self, id: &str) -> Result<&Deployment, AwsFault> {
+        self.deployments.iter().find(|d| d.id == id).ok_or_else(|| {
+            AwsFault::new(
+                400,
+                "DeploymentDoesNotExistException",
+                format!("deployment {id} does not exist"),
+            )
+        })
     }
 }
 
@@ -236,6 +282,80 @@ impl World for CodeDeployWorld {
                     deployment.status = "Stopped".into();
                 }
                 Ok(json!({"status": "Pending", "statusMessage": "Stopping and rolling back"}))
+            }
+            "GetDeployment" => {
+                let id = text(input, "deploymentId")?;
+                let d = self.deployment(id)?;
+                Ok(
+                    json!({"deploymentInfo": {"deploymentId": d.id, "applicationName": d.application,
+                    "deploymentGroupName": d.group, "status": d.status, "createTime": d.created,
+                    "computePlatform": "ECS"}}),
+                )
+            }
+            "GetDeploymentGroup" => {
+                let application = text(input, "applicationName")?;
+                let group = text(input, "deploymentGroupName")?;
+                let set_up = self
+                    .blue_green
+                    .get(&(application.to_string(), group.to_string()))
+                    .ok_or_else(|| {
+                        AwsFault::new(
+                            400,
+                            "DeploymentGroupDoesNotExistException",
+                            format!("no deployment group {application}/{group}"),
+                        )
+                    })?;
+                Ok(json!({"deploymentGroupInfo": {
+                    "applicationName": application,
+                    "deploymentGroupName": group,
+                    "computePlatform": "ECS",
+                    "ecsServices": [{"serviceName": set_up.service, "clusterName": set_up.cluster}],
+                    "loadBalancerInfo": {"targetGroupPairInfoList": [{
+                        "targetGroups": set_up.target_groups.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+                        "prodTrafficRoute": {"listenerArns": [set_up.production_listener]},
+                        "testTrafficRoute": {"listenerArns": [set_up.test_listener]},
+                    }]},
+                }}))
+            }
+            "ListDeploymentTargets" => {
+                let id = text(input, "deploymentId")?;
+                let d = self.deployment(id)?;
+                let targets: Vec<String> = self
+                    .blue_green
+                    .get(&(d.application.clone(), d.group.clone()))
+                    .map(|b| format!("{}:{}", b.cluster, b.service))
+                    .into_iter()
+                    .collect();
+                Ok(json!({"targetIds": targets}))
+            }
+            "GetDeploymentTarget" => {
+                let id = text(input, "deploymentId")?;
+                let target_id = text(input, "targetId")?;
+                let d = self.deployment(id)?;
+                let set_up = self
+                    .blue_green
+                    .get(&(d.application.clone(), d.group.clone()))
+                    .filter(|b| format!("{}:{}", b.cluster, b.service) == target_id)
+                    .ok_or_else(|| {
+                        AwsFault::new(
+                            400,
+                            "DeploymentTargetDoesNotExistException",
+                            format!("no target {target_id} in {id}"),
+                        )
+                    })?;
+                let task_sets: Vec<Value> = set_up
+                    .task_sets
+                    .iter()
+                    .map(|(set, label, target_group)| {
+                        json!({"identifer": set, "taskSetLabel": label, "status": "ACTIVE",
+                            "trafficWeight": 0.0, "targetGroup": {"name": target_group}})
+                    })
+                    .collect();
+                Ok(
+                    json!({"deploymentTarget": {"deploymentTargetType": "ECSTarget", "ecsTarget": {
+                    "deploymentId": id, "targetId": target_id, "status": "InProgress",
+                    "taskSetsInfo": task_sets}}}),
+                )
             }
             "ListApplications" => {
                 let mut names: Vec<&str> =

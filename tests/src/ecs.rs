@@ -21,6 +21,8 @@ pub struct ServiceDeployment {
 #[derive(Debug, Default)]
 pub struct EcsWorld {
     pub deployments: Vec<ServiceDeployment>,
+    /// (cluster, service) → its task sets: id and target group ARN.
+    pub task_sets: std::collections::BTreeMap<(String, String), Vec<(String, String)>>,
 }
 
 impl FakeEcs {
@@ -62,6 +64,18 @@ impl FakeEcs {
         arn
     }
 
+    /// The task sets of a service (CodeDeploy-controlled): id and target group ARN each.
+    pub fn add_task_sets(&self, cluster: &str, service: &str, sets: &[(&str, &str)]) {
+        self.world(|w| {
+            w.task_sets.insert(
+                (cluster.to_string(), service.to_string()),
+                sets.iter()
+                    .map(|(id, tg)| (id.to_string(), tg.to_string()))
+                    .collect(),
+            )
+        });
+    }
+
     pub fn deployment_status(&self, arn: &str) -> Option<String> {
         self.world(|w| {
             w.deployments
@@ -81,6 +95,28 @@ fn name(value: &Value) -> &str {
 impl World for EcsWorld {
     fn call(&mut self, operation: &str, input: &Value) -> Result<Value, AwsFault> {
         match operation {
+            "DescribeServices" => {
+                let cluster = name(&input["cluster"]).to_string();
+                let mut services = Vec::new();
+                let mut failures = Vec::new();
+                for service in input["services"].as_array().into_iter().flatten() {
+                    let service = name(service).to_string();
+                    match self.task_sets.get(&(cluster.clone(), service.clone())) {
+                        Some(sets) => services.push(json!({
+                            "serviceName": service,
+                            "clusterArn": format!("arn:aws:ecs:us-east-1:123456789012:cluster/{cluster}"),
+                            "deploymentController": {"type": "CODE_DEPLOY"},
+                            "taskSets": sets.iter().map(|(id, tg)| json!({
+                                "id": id,
+                                "status": "ACTIVE",
+                                "loadBalancers": [{"targetGroupArn": tg, "containerName": "web", "containerPort": 8080}],
+                            })).collect::<Vec<_>>(),
+                        })),
+                        None => failures.push(json!({"arn": service, "reason": "MISSING"})),
+                    }
+                }
+                Ok(json!({"services": services, "failures": failures}))
+            }
             "ListServiceDeployments" => {
                 if input["service"].as_str().unwrap_or_default().is_empty() {
                     return Err(AwsFault::new(

@@ -327,3 +327,126 @@ stages:
         .await;
     assert_eq!(third.hook_status, HookStatus::Failed, "{third:?}");
 }
+
+/// `target_group: green`: the hook finds green's target group from the deployment (CodeDeploy
+/// names the task set labelled Green; ECS gives its target group) and the load balancer from the
+/// production listener, and reads green's metrics, not blue's.
+const GREEN_PLAN: &str = r#"
+version: 1
+stages:
+  AfterAllowTraffic:
+    checks:
+      - name: no 5xx on green
+        metric: {target_group: green, name: HTTPCode_Target_5XX_Count, stat: Sum, window: 3m, threshold: "< 1"}
+"#;
+
+fn blue_green(standin: &AwsStandIn, green_labelled: bool) {
+    use greenlight_fakes::codedeploy::EcsBlueGreen;
+    let arn = |path: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:{path}");
+    standin.codedeploy.add_ecs_blue_green(
+        "d-AB12CD34E",
+        // The stand-in's own sample deployment (events/*.json use its id).
+        "checkout",
+        "checkout-prod",
+        EcsBlueGreen {
+            cluster: "prod".into(),
+            service: "shop".into(),
+            production_listener: arn(&format!("listener/{LOAD_BALANCER}/aaaa1111bbbb2222")),
+            test_listener: arn(&format!("listener/{LOAD_BALANCER}/cccc3333dddd4444")),
+            target_groups: ["shop-blue".into(), "shop-green".into()],
+            task_sets: vec![
+                ("ecs-svc/111".into(), "Blue".into(), "shop-blue".into()),
+                (
+                    "ecs-svc/222".into(),
+                    if green_labelled { "Green" } else { "Blue" }.into(),
+                    "shop-green".into(),
+                ),
+            ],
+        },
+    );
+    standin.ecs.add_task_sets(
+        "prod",
+        "shop",
+        &[
+            (
+                "ecs-svc/111",
+                &arn("targetgroup/shop-blue/1111222233334444"),
+            ),
+            ("ecs-svc/222", &arn(TARGET_GROUP)),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn target_group_green_is_found_from_the_deployment() {
+    let standin = standin().await;
+    blue_green(&standin, true);
+    put_green(&standin, 5, |_| 0.0, 0.1);
+    // Blue's target group is failing: a gate that read blue's metrics would fail.
+    let minute_now = now() - now() % 60;
+    for m in 0..5 {
+        standin.cloudwatch.put(
+            "AWS/ApplicationELB",
+            "HTTPCode_Target_5XX_Count",
+            &[
+                ("TargetGroup", "targetgroup/shop-blue/1111222233334444"),
+                ("LoadBalancer", LOAD_BALANCER),
+            ],
+            minute_now - m * 60,
+            9.0,
+        );
+    }
+    let hook = after_allow_traffic(&standin, GREEN_PLAN).await;
+    let response = invoke(&hook, Duration::from_secs(10)).await;
+    assert_eq!(
+        standin.codedeploy.reported_statuses(),
+        vec!["Succeeded"],
+        "{response:#}"
+    );
+    let body = &standin.cloudwatch.calls_to("GetMetricData")[0].body;
+    let dimensions = body["MetricDataQueries"][0]["MetricStat"]["Metric"]["Dimensions"].to_string();
+    assert!(
+        dimensions.contains(TARGET_GROUP) && dimensions.contains(LOAD_BALANCER),
+        "{dimensions}"
+    );
+    assert_eq!(
+        response["checks"][0]["request"],
+        "CloudWatch AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum {target group green}"
+    );
+    assert_eq!(standin.ecs.calls_to("DescribeServices").len(), 1);
+}
+
+#[tokio::test]
+async fn a_green_that_cannot_be_found_fails_with_the_reason_never_passes() {
+    // No task set labelled Green yet.
+    let standin = standin().await;
+    blue_green(&standin, false);
+    let hook = after_allow_traffic(&standin, GREEN_PLAN).await;
+    let response = invoke(&hook, Duration::from_secs(10)).await;
+    assert_eq!(standin.codedeploy.reported_statuses(), vec!["Failed"]);
+    assert!(
+        response["reason"]
+            .as_str()
+            .unwrap()
+            .contains("green's target group could not be found: deployment d-AB12CD34E has no task set labelled Green yet"),
+        "{response:#}"
+    );
+    assert!(standin.cloudwatch.calls_to("GetMetricData").is_empty());
+
+    // The role may not read the deployment group: the permission is named.
+    let standin = self::standin().await;
+    blue_green(&standin, true);
+    standin
+        .codedeploy
+        .answer_next_for("GetDeploymentGroup", [FakeAnswer::access_denied()]);
+    let hook = after_allow_traffic(&standin, GREEN_PLAN).await;
+    let response = invoke(&hook, Duration::from_secs(10)).await;
+    assert_eq!(standin.codedeploy.reported_statuses(), vec!["Failed"]);
+    assert!(
+        response["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the function's role needs codedeploy:GetDeploymentGroup"),
+        "{response:#}"
+    );
+}

@@ -462,6 +462,14 @@ impl Plan {
         self.checks.iter().any(|c| !c.probe.asks_over_http())
     }
 
+    /// Some metric check reads green's target group (`target_group: green`).
+    pub fn uses_green_target_group(&self) -> bool {
+        self.checks.iter().any(|c| match &c.probe {
+            Probe::Metric(m) => m.uses_green_target_group(),
+            _ => false,
+        })
+    }
+
     /// The longest `metric.wait` of its checks: how long after its start the plan can be judged.
     pub fn longest_wait(&self) -> Option<Duration> {
         self.checks

@@ -32,6 +32,7 @@ use serde_json::Value;
 use crate::deadline::Deadline;
 use crate::duration::format_duration;
 use crate::expect::Failure;
+use crate::green::{FindGreen, GreenTargetGroup};
 use crate::plan::problems::Problems;
 use crate::plan::vars::Template;
 use crate::plan::Check;
@@ -84,6 +85,9 @@ pub enum Source {
         name: String,
         dimensions: Vec<Dimension>,
         stat: String,
+        /// `target_group: green`: the `TargetGroup` and `LoadBalancer` dimensions are green's,
+        /// found from the deployment when the check runs.
+        green_target_group: bool,
     },
     /// Metric math over the other queries (`100 * errors / requests`).
     Expression(Filled),
@@ -204,6 +208,9 @@ pub enum NoData {
 
 #[derive(Debug, serde::Deserialize)]
 struct MetricDocument {
+    /// `green`: green's ALB target group, found from the deployment.
+    #[serde(default)]
+    target_group: Option<String>,
     #[serde(default)]
     namespace: Option<String>,
     #[serde(default)]
@@ -234,6 +241,9 @@ struct MetricDocument {
 /// One metric under `metrics:`.
 #[derive(Debug, serde::Deserialize)]
 struct StatDocument {
+    /// `green`: green's ALB target group, found from the deployment.
+    #[serde(default)]
+    target_group: Option<String>,
     #[serde(default)]
     namespace: Option<String>,
     #[serde(default)]
@@ -329,12 +339,14 @@ pub(crate) fn validate(value: Value, at: &str, p: &mut Problems) -> Option<Metri
     }
 
     let single = StatDocument {
+        target_group: document.target_group,
         namespace: document.namespace,
         name: document.name,
         dimensions: document.dimensions,
         stat: document.stat,
     };
-    let has_single = single.namespace.is_some()
+    let has_single = single.target_group.is_some()
+        || single.namespace.is_some()
         || single.name.is_some()
         || !single.dimensions.is_empty()
         || single.stat.is_some();
@@ -425,15 +437,49 @@ pub(crate) fn validate(value: Value, at: &str, p: &mut Problems) -> Option<Metri
 }
 
 fn stat_source(document: StatDocument, at: &str, p: &mut Problems) -> Option<Source> {
+    let green_target_group = match document.target_group.as_deref() {
+        None => false,
+        Some("green") => true,
+        Some(other) => {
+            p.error(
+                format!("{at}.target_group"),
+                format!("\"{other}\": `green` (green's ALB target group, found from the CodeDeploy deployment) is the one target group greenlight finds; name others in `dimensions`"),
+            );
+            false
+        }
+    };
+    if green_target_group {
+        if document
+            .namespace
+            .as_deref()
+            .is_some_and(|n| n != ALB_NAMESPACE)
+        {
+            p.error(
+                format!("{at}.namespace"),
+                format!("target_group: green is a target group of an Application Load Balancer: its metrics are in {ALB_NAMESPACE} (leave namespace out)"),
+            );
+        }
+        for taken in ["TargetGroup", "LoadBalancer"] {
+            if document.dimensions.contains_key(taken) {
+                p.error(
+                    format!("{at}.dimensions.{taken}"),
+                    "target_group: green fills in TargetGroup and LoadBalancer from the deployment; remove this dimension (or target_group)",
+                );
+            }
+        }
+    }
+    let namespace = document
+        .namespace
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| green_target_group.then(|| ALB_NAMESPACE.to_string()));
+    let name = document.name.filter(|n| !n.trim().is_empty());
+    let stat = document.stat.filter(|s| !s.trim().is_empty());
     let mut missing = |field: &str, example: &str| {
         p.error(
             format!("{at}.{field}"),
             format!("missing, for example `{field}: {example}`"),
         );
     };
-    let namespace = document.namespace.filter(|n| !n.trim().is_empty());
-    let name = document.name.filter(|n| !n.trim().is_empty());
-    let stat = document.stat.filter(|s| !s.trim().is_empty());
     if namespace.is_none() {
         missing("namespace", "AWS/ApplicationELB");
     }
@@ -470,8 +516,12 @@ fn stat_source(document: StatDocument, at: &str, p: &mut Problems) -> Option<Sou
         name: name?,
         dimensions,
         stat: stat?,
+        green_target_group,
     })
 }
+
+/// Where an Application Load Balancer's metrics are.
+const ALB_NAMESPACE: &str = "AWS/ApplicationELB";
 
 fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
@@ -504,6 +554,46 @@ fn valid_stat(stat: &str) -> bool {
 }
 
 impl Metric {
+    /// Some query names `target_group: green`.
+    pub fn uses_green_target_group(&self) -> bool {
+        self.queries.iter().any(|q| {
+            matches!(
+                q.source,
+                Source::Stat {
+                    green_target_group: true,
+                    ..
+                }
+            )
+        })
+    }
+
+    /// The queries with green's target group and load balancer filled in.
+    fn with_green(&self, green: &GreenTargetGroup) -> Vec<Query> {
+        let mut queries = self.queries.clone();
+        for query in &mut queries {
+            if let Source::Stat {
+                dimensions,
+                green_target_group: true,
+                ..
+            } = &mut query.source
+            {
+                for (name, value) in [
+                    ("TargetGroup", &green.target_group),
+                    ("LoadBalancer", &green.load_balancer),
+                ] {
+                    dimensions.push(Dimension {
+                        name: name.to_string(),
+                        value: Filled {
+                            template: Template::empty(),
+                            value: Some(value.clone()),
+                        },
+                    });
+                }
+            }
+        }
+        queries
+    }
+
     /// One sentence for `greenlight plan check`.
     pub fn describe(&self) -> String {
         let wait = match self.wait {
@@ -539,10 +629,16 @@ impl Metric {
                 name,
                 dimensions,
                 stat,
+                green_target_group,
             } => {
-                let dimensions = dimensions
-                    .iter()
-                    .map(|d| format!("{}={}", d.name, display(&d.value)))
+                let green = green_target_group.then(|| "target group green".to_string());
+                let dimensions = green
+                    .into_iter()
+                    .chain(
+                        dimensions
+                            .iter()
+                            .map(|d| format!("{}={}", d.name, display(&d.value))),
+                    )
                     .collect::<Vec<_>>()
                     .join(",");
                 if dimensions.is_empty() {
@@ -678,6 +774,7 @@ impl MetricSource for CloudWatchMetrics {
                             name,
                             dimensions,
                             stat,
+                            green_target_group: _,
                         } => {
                             let mut metric =
                                 cw::Metric::builder().namespace(namespace).metric_name(name);
@@ -836,6 +933,7 @@ impl MetricMeasurement {
 /// `since`: when the verification (or the ECS stage) started.
 pub async fn run(
     source: Option<&dyn MetricSource>,
+    green: Option<&dyn FindGreen>,
     since: SystemTime,
     check: &Check,
     metric: &Metric,
@@ -894,8 +992,33 @@ pub async fn run(
     }
     let end = whole_seconds(SystemTime::now());
     let start = end.checked_sub(metric.window).unwrap_or(UNIX_EPOCH);
+    let queries = if metric.uses_green_target_group() {
+        let Some(green) = green else {
+            return report(
+                Outcome::Errored {
+                    cause: "target_group: green is found from a CodeDeploy deployment, and this run has none (the ECS hook and `greenlight verify` cannot tell which target group is green's): name TargetGroup and LoadBalancer in `dimensions`".into(),
+                },
+                crate::probe::Measured::nothing(),
+                0,
+            );
+        };
+        match green.find(deadline).await {
+            Ok(found) => metric.with_green(&found),
+            Err(cause) => {
+                return report(
+                    Outcome::Errored {
+                        cause: format!("green's target group could not be found: {cause}"),
+                    },
+                    crate::probe::Measured::nothing(),
+                    0,
+                )
+            }
+        }
+    } else {
+        metric.queries.clone()
+    };
     let request = MetricRequest {
-        queries: metric.queries.clone(),
+        queries,
         start,
         end,
         period: metric.period,
@@ -1344,6 +1467,50 @@ mod tests {
         );
         let errors = metric(json!({"namespace": "N", "name": "X", "stat": "Sum", "threshold": "< 1", "min_datapoints": 0, "no_data": "maybe"})).unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn target_group_green_is_an_alb_target_group_whose_dimensions_are_found() {
+        let m = metric(json!({"target_group": "green", "name": "RequestCount", "stat": "Sum", "dimensions": {"AvailabilityZone": "eu-west-1a"}, "threshold": "> 0"})).unwrap();
+        assert!(m.uses_green_target_group());
+        assert_eq!(
+            m.query_line(),
+            "AWS/ApplicationELB RequestCount Sum {target group green,AvailabilityZone=eu-west-1a}"
+        );
+        let filled = m.with_green(&GreenTargetGroup {
+            target_group: "targetgroup/g/1".into(),
+            load_balancer: "app/lb/2".into(),
+        });
+        let Source::Stat { dimensions, .. } = &filled[0].source else {
+            panic!("a stat")
+        };
+        let sent: Vec<(&str, &str)> = dimensions
+            .iter()
+            .map(|d| (d.name.as_str(), d.value.value()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("AvailabilityZone", "eu-west-1a"),
+                ("TargetGroup", "targetgroup/g/1"),
+                ("LoadBalancer", "app/lb/2")
+            ]
+        );
+        let errors = metric(json!({"target_group": "blue", "namespace": "AWS/NetworkELB", "name": "X", "stat": "Sum", "threshold": "< 1"})).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with("checks[0].metric.target_group: \"blue\"")),
+            "{errors:?}"
+        );
+        let errors = metric(json!({"target_group": "green", "namespace": "AWS/NetworkELB", "name": "X", "stat": "Sum", "dimensions": {"TargetGroup": "t"}, "threshold": "< 1"})).unwrap_err();
+        assert!(errors.iter().any(|e| e.starts_with("checks[0].metric.namespace: target_group: green is a target group of an Application Load Balancer")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.starts_with(
+                "checks[0].metric.dimensions.TargetGroup: target_group: green fills in"
+            )),
+            "{errors:?}"
+        );
     }
 
     #[test]

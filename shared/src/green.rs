@@ -1,0 +1,285 @@
+//! Where green is: the target group green's tasks are registered in, and the load balancer in
+//! front of it, as CloudWatch names them in the `AWS/ApplicationELB` dimensions
+//! (`TargetGroup=targetgroup/NAME/ID`, `LoadBalancer=app/NAME/ID`), found from a CodeDeploy
+//! deployment, so a plan's metric checks can say `target_group: green` instead of a value that
+//! changes with every deployment (CodeDeploy alternates the two target groups).
+//!
+//! The path, in documented API fields only: `GetDeployment` (application and group) →
+//! `GetDeploymentGroup` (the ECS service; the production listener, whose ARN names the load
+//! balancer) → `ListDeploymentTargets` / `GetDeploymentTarget` (the task set labelled `Green`) →
+//! ECS `DescribeServices` (that task set's target group ARN, with its id). Found once per
+//! invocation; every call is retried until the verification deadline.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::aws::call_until;
+use crate::deadline::Deadline;
+
+/// Green's target group and its load balancer, as CloudWatch dimension values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreenTargetGroup {
+    /// `targetgroup/NAME/ID`.
+    pub target_group: String,
+    /// `app/NAME/ID`.
+    pub load_balancer: String,
+}
+
+/// Finds green's target group (or says why it cannot).
+pub trait FindGreen: Send + Sync {
+    fn find(
+        &self,
+        deadline: Deadline,
+    ) -> Pin<Box<dyn Future<Output = Result<GreenTargetGroup, String>> + Send + '_>>;
+}
+
+/// The CodeDeploy and ECS clients discovery uses: built on first use, once per process.
+#[derive(Debug)]
+pub struct DeploymentClients {
+    clients: tokio::sync::OnceCell<(aws_sdk_codedeploy::Client, aws_sdk_ecs::Client)>,
+    config: Option<aws_config::SdkConfig>,
+}
+
+impl DeploymentClients {
+    /// From the process's AWS configuration, loaded when first needed.
+    pub fn from_env() -> Self {
+        DeploymentClients {
+            clients: tokio::sync::OnceCell::new(),
+            config: None,
+        }
+    }
+
+    pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        DeploymentClients {
+            clients: tokio::sync::OnceCell::new(),
+            config: Some(sdk_config.clone()),
+        }
+    }
+
+    async fn get(&self) -> &(aws_sdk_codedeploy::Client, aws_sdk_ecs::Client) {
+        self.clients
+            .get_or_init(|| async {
+                let config = match &self.config {
+                    Some(config) => config.clone(),
+                    None => crate::aws::load_sdk_config().await,
+                };
+                (
+                    crate::codedeploy::client(&config),
+                    crate::aws_client!(aws_sdk_ecs, &config),
+                )
+            })
+            .await
+    }
+}
+
+/// Green of one CodeDeploy deployment, found at most once.
+pub struct CodeDeployGreen {
+    clients: Arc<DeploymentClients>,
+    deployment_id: String,
+    found: tokio::sync::OnceCell<Result<GreenTargetGroup, String>>,
+}
+
+impl CodeDeployGreen {
+    pub fn new(clients: Arc<DeploymentClients>, deployment_id: &str) -> Self {
+        CodeDeployGreen {
+            clients,
+            deployment_id: deployment_id.to_string(),
+            found: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn look_up(&self, deadline: Deadline) -> Result<GreenTargetGroup, String> {
+        let (codedeploy, ecs) = self.clients.get().await;
+        let id = self.deployment_id.as_str();
+        let denied = |call: &str, permission: &str, e: crate::aws::AwsError| {
+            if e.is_access_denied() {
+                format!("{call} was refused ({e}): the function's role needs {permission}")
+            } else {
+                format!("{call}: {e}")
+            }
+        };
+        let deployment = call_until("GetDeployment", deadline, || {
+            codedeploy.get_deployment().deployment_id(id).send()
+        })
+        .await
+        .map_err(|e| denied("GetDeployment", "codedeploy:GetDeployment", e))?;
+        let info = deployment
+            .deployment_info()
+            .ok_or_else(|| format!("GetDeployment told nothing of deployment {id}"))?;
+        let (Some(application), Some(group)) =
+            (info.application_name(), info.deployment_group_name())
+        else {
+            return Err(format!(
+                "deployment {id} names no application and deployment group"
+            ));
+        };
+        let group_info = call_until("GetDeploymentGroup", deadline, || {
+            codedeploy
+                .get_deployment_group()
+                .application_name(application)
+                .deployment_group_name(group)
+                .send()
+        })
+        .await
+        .map_err(|e| denied("GetDeploymentGroup", "codedeploy:GetDeploymentGroup", e))?;
+        let group_info = group_info
+            .deployment_group_info()
+            .ok_or_else(|| format!("GetDeploymentGroup told nothing of {application}/{group}"))?;
+        let listener = group_info
+            .load_balancer_info()
+            .and_then(|lb| lb.target_group_pair_info_list().first())
+            .and_then(|pair| pair.prod_traffic_route())
+            .and_then(|route| route.listener_arns().first())
+            .ok_or_else(|| {
+                format!("deployment group {application}/{group} has no target group pair with a production listener (an ECS blue/green group behind an Application Load Balancer has one)")
+            })?;
+        let load_balancer = load_balancer_of_listener(listener).ok_or_else(|| {
+            format!("the production listener {listener} is not an Application Load Balancer's (its metrics are not in AWS/ApplicationELB)")
+        })?;
+        let service = group_info.ecs_services().first().ok_or_else(|| {
+            format!("deployment group {application}/{group} names no ECS service")
+        })?;
+        let (Some(cluster), Some(service)) = (service.cluster_name(), service.service_name())
+        else {
+            return Err(format!(
+                "deployment group {application}/{group} names no ECS cluster and service"
+            ));
+        };
+        let targets = call_until("ListDeploymentTargets", deadline, || {
+            codedeploy
+                .list_deployment_targets()
+                .deployment_id(id)
+                .send()
+        })
+        .await
+        .map_err(|e| {
+            denied(
+                "ListDeploymentTargets",
+                "codedeploy:ListDeploymentTargets",
+                e,
+            )
+        })?;
+        let target_id = targets
+            .target_ids()
+            .first()
+            .ok_or_else(|| format!("deployment {id} has no targets yet"))?;
+        let target = call_until("GetDeploymentTarget", deadline, || {
+            codedeploy
+                .get_deployment_target()
+                .deployment_id(id)
+                .target_id(target_id)
+                .send()
+        })
+        .await
+        .map_err(|e| denied("GetDeploymentTarget", "codedeploy:GetDeploymentTarget", e))?;
+        let green_task_set = target
+            .deployment_target()
+            .and_then(|t| t.ecs_target())
+            .map(|t| t.task_sets_info())
+            .unwrap_or_default()
+            .iter()
+            .find(|set| {
+                set.task_set_label()
+                    .is_some_and(|label| label.as_str().eq_ignore_ascii_case("green"))
+            })
+            .and_then(|set| set.identifer())
+            .ok_or_else(|| format!("deployment {id} has no task set labelled Green yet"))?;
+        let services = call_until("DescribeServices", deadline, || {
+            ecs.describe_services()
+                .cluster(cluster)
+                .services(service)
+                .send()
+        })
+        .await
+        .map_err(|e| denied("DescribeServices", "ecs:DescribeServices", e))?;
+        let target_group_arn = services
+            .services()
+            .iter()
+            .flat_map(|s| s.task_sets())
+            .find(|set| set.id() == Some(green_task_set))
+            .and_then(|set| set.load_balancers().first())
+            .and_then(|lb| lb.target_group_arn())
+            .ok_or_else(|| {
+                format!("ECS service {cluster}/{service} has no task set {green_task_set} with a target group")
+            })?;
+        let target_group = target_group_of_arn(target_group_arn)
+            .ok_or_else(|| format!("{target_group_arn} is not a target group ARN"))?;
+        tracing::info!(
+            deployment_id = id,
+            target_group,
+            load_balancer,
+            "found green's target group"
+        );
+        Ok(GreenTargetGroup {
+            target_group,
+            load_balancer,
+        })
+    }
+}
+
+impl FindGreen for CodeDeployGreen {
+    fn find(
+        &self,
+        deadline: Deadline,
+    ) -> Pin<Box<dyn Future<Output = Result<GreenTargetGroup, String>> + Send + '_>> {
+        Box::pin(async move {
+            self.found
+                .get_or_init(|| self.look_up(deadline))
+                .await
+                .clone()
+        })
+    }
+}
+
+/// `arn:…:listener/app/NAME/ID/LISTENER` → `app/NAME/ID` (an ALB; a network load balancer's
+/// `net/…` is not one).
+pub fn load_balancer_of_listener(arn: &str) -> Option<String> {
+    let (_, path) = arn.split_once(":listener/")?;
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["app", name, id, _listener] if !name.is_empty() && !id.is_empty() => {
+            Some(format!("app/{name}/{id}"))
+        }
+        _ => None,
+    }
+}
+
+/// `arn:…:targetgroup/NAME/ID` → `targetgroup/NAME/ID`.
+pub fn target_group_of_arn(arn: &str) -> Option<String> {
+    let (_, path) = arn.split_once(":targetgroup/")?;
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        [name, id] if !name.is_empty() && !id.is_empty() => {
+            Some(format!("targetgroup/{name}/{id}"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dimensions_come_from_the_arns() {
+        assert_eq!(
+            load_balancer_of_listener("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2").as_deref(),
+            Some("app/shop/50dc6c495c0c9188")
+        );
+        assert_eq!(
+            load_balancer_of_listener("arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/net/shop/50dc6c495c0c9188/f2f7dc8efc522ab2"),
+            None,
+            "a network load balancer's metrics are elsewhere"
+        );
+        assert_eq!(
+            load_balancer_of_listener("arn:aws:elasticloadbalancing:x:listener/app//1/2"),
+            None
+        );
+        assert_eq!(
+            target_group_of_arn("arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-green/73e2d6bc24d8a067").as_deref(),
+            Some("targetgroup/shop-green/73e2d6bc24d8a067")
+        );
+        assert_eq!(target_group_of_arn("arn:aws:ecs:x:service/a/b"), None);
+    }
+}
