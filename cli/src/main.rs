@@ -28,7 +28,7 @@ const EXAMPLES: &str = "Examples:
   greenlight rehearse                       a healthy and a broken green, back to back, on 127.0.0.1
   greenlight verify --target http://internal-alb:8080 --plan examples/plans/api.yaml
   greenlight plan check examples/plans/api.yaml
-  greenlight aws-standin                    CodeDeploy, ECS, CloudWatch and SNS on 127.0.0.1:4566, for cargo lambda watch";
+  greenlight aws-standin                    CodeDeploy, ECS, CloudWatch, SNS, Lambda on 127.0.0.1:4566, for cargo lambda watch";
 
 #[derive(Subcommand)]
 enum Command {
@@ -57,7 +57,7 @@ enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
-    /// Serve local stand-ins of CodeDeploy, ECS, CloudWatch and SNS on one port (state in memory,
+    /// Serve local stand-ins of CodeDeploy, ECS, CloudWatch, SNS and Lambda (Invoke) on one port (state in memory,
     /// each call printed), for running the functions with `cargo lambda watch` and no AWS account.
     AwsStandin {
         /// Address to listen on.

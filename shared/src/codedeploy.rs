@@ -63,6 +63,9 @@ pub enum Reported {
     /// CodeDeploy already had a status for this hook (a duplicate invocation, or the deployment was
     /// stopped meanwhile): nothing left to do.
     AlreadyCompleted,
+    /// Not reported yet: a metric check's bake outlasts this invocation, and a new invocation of
+    /// the function carries the verification on (and reports).
+    Continued,
 }
 
 /// Reporting failed: CodeDeploy does not have the status, and will wait up to an hour.

@@ -284,7 +284,7 @@ impl EcsHook {
         crate::report::log_verdict(&format!("{stage} {}", event.resource_arn), &verdict);
         let waiting_until = longest_wait
             .map(|wait| started_at_ms + wait.as_millis() as u64)
-            .filter(|until| *until > now_ms() && only_waiting(&verdict));
+            .filter(|until| *until > now_ms() && verdict.undecided());
         let response = match waiting_until {
             Some(until) => wait_for_metrics(previous, until, now_ms()),
             None => decide(&verdict, stage_spec.as_ref(), previous, now_ms()),
@@ -305,18 +305,6 @@ impl crate::lambda::Handler for EcsHook {
     ) -> Result<HookResponse, std::convert::Infallible> {
         Ok(EcsHook::handle(self, payload, deadline).await)
     }
-}
-
-/// Every check passed or is inconclusive: the verdict may change once the metric checks'
-/// wait is over.
-fn only_waiting(verdict: &Verdict) -> bool {
-    !verdict.checks.is_empty()
-        && verdict.checks.iter().all(|c| {
-            matches!(
-                c.outcome,
-                crate::verdict::Outcome::Passed | crate::verdict::Outcome::Inconclusive { .. }
-            )
-        })
 }
 
 /// A metric check is still waiting (its bake window is not over): `IN_PROGRESS` until then,

@@ -14,6 +14,7 @@ use crate::aws::Prepared;
 use crate::codedeploy::{
     parse_lifecycle_event, CodeDeployReporter, EventError, ReportError, Reported,
 };
+use crate::continuation::{Continue, Progress, SelfInvoke, MAX_HOPS};
 use crate::deadline::Deadline;
 use crate::env::Env;
 use crate::green::{CodeDeployGreen, DeploymentClients};
@@ -72,7 +73,14 @@ pub struct CodeDeployHook {
     reporter: Prepared<CodeDeployReporter>,
     /// Where Failed verdicts are announced (`GREENLIGHT_NOTIFY_TOPIC_ARN`).
     notifier: Option<Prepared<crate::notify::Notifier>>,
+    /// How a bake longer than one invocation goes on in a new one.
+    continuation: Option<Arc<dyn Continue>>,
 }
+
+/// A metric check judged after a wait needs this long once the wait is over.
+const JUDGING_TIME: Duration = Duration::from_secs(3);
+/// A verification continues in a new invocation this long before it must report.
+const HAND_OVER_MARGIN: Duration = Duration::from_secs(2);
 
 /// The lifecycle event that verifies production after the shift.
 pub const AFTER_ALLOW_TRAFFIC: &str = "AfterAllowTraffic";
@@ -93,7 +101,21 @@ impl CodeDeployHook {
             None,
         );
         hook.notifier = crate::notify::Notifier::from_env(&env);
+        if hook.waits() {
+            hook.continuation = SelfInvoke::from_env().map(|c| Arc::new(c) as Arc<dyn Continue>);
+        }
         hook
+    }
+
+    /// A bake that outlasts an invocation continues through `continuation`.
+    pub fn continuing(mut self, continuation: Arc<dyn Continue>) -> Self {
+        self.continuation = Some(continuation);
+        self
+    }
+
+    /// The plan has a metric check that waits.
+    fn waits(&self) -> bool {
+        matches!(&self.setup, Ok((_, plan)) if plan.longest_wait().is_some())
     }
 
     /// The hook with the plan `env` gives `lifecycle_event` (its own `stages:` entry, else the
@@ -171,6 +193,7 @@ impl CodeDeployHook {
             deployments,
             reporter,
             notifier: None,
+            continuation: None,
         }
     }
 
@@ -188,18 +211,32 @@ impl CodeDeployHook {
         let deployment_id = event.deployment_id.clone();
         tracing::info!(lifecycle_event = %self.lifecycle_event, deployment_id, remaining_ms = lambda.remaining().as_millis() as u64, "verifying green");
 
+        let progress = Progress::of(&payload, now_ms());
         let verdict = match &self.setup {
             Err(problem) => Verdict::not_run(problem.clone()),
             Ok((tools, plan)) => {
-                let verify_by = lambda.for_verification(plan.budget);
-                let mut tools = tools.clone();
+                let mut tools = tools.clone().started_at(progress.started());
                 if let Some(clients) = &self.deployments {
                     tools = tools.with_green(Arc::new(CodeDeployGreen::new(
                         clients.clone(),
                         &deployment_id,
                     )));
                 }
-                verify_isolated(tools, plan.clone(), verify_by).await
+                match self
+                    .bake(tools, plan, progress, &payload, lambda, report_by)
+                    .await
+                {
+                    Baked::Verdict(verdict) => verdict,
+                    Baked::Continued(verdict) => {
+                        tracing::info!(deployment_id, hop = progress.hop + 1, reason = %verdict.reason, "the bake goes on in a new invocation, which will report");
+                        return Ok(HookResponse {
+                            lifecycle_event: self.lifecycle_event.clone(),
+                            deployment_id,
+                            reported: Reported::Continued,
+                            verdict,
+                        });
+                    }
+                }
             }
         };
         crate::report::log_verdict(
@@ -278,6 +315,75 @@ fn stage_plan(lifecycle_event: &str, env: &Env) -> Result<Plan, PlanError> {
             }
         )))
     })
+}
+
+/// How a verification with waits ended in one invocation.
+enum Baked {
+    /// Decided (or undecidable): report it.
+    Verdict(Verdict),
+    /// Handed on to a new invocation; this verdict is only this invocation's view.
+    Continued(Verdict),
+}
+
+impl CodeDeployHook {
+    /// Verifies; while metric checks are still waiting, waits in this invocation when their
+    /// window ends before it does, else hands the verification on to a new invocation shortly
+    /// before this one's deadline.
+    async fn bake(
+        &self,
+        tools: Tools,
+        plan: &Arc<Plan>,
+        progress: Progress,
+        payload: &Value,
+        lambda: Deadline,
+        report_by: Deadline,
+    ) -> Baked {
+        loop {
+            let verify_by = lambda.for_verification(plan.budget);
+            let verdict = verify_isolated(tools.clone(), plan.clone(), verify_by).await;
+            let Some(until) = plan.longest_wait().map(|w| progress.started() + w) else {
+                return Baked::Verdict(verdict);
+            };
+            let left = until.duration_since(SystemTime::now()).unwrap_or_default();
+            if !verdict.undecided() || left.is_zero() {
+                return Baked::Verdict(verdict);
+            }
+            if left + JUDGING_TIME <= report_by.remaining() {
+                // The window ends in this invocation: wait for it, then verify again.
+                tokio::time::sleep(left).await;
+                continue;
+            }
+            let Some(continuation) = &self.continuation else {
+                return Baked::Verdict(verdict);
+            };
+            if progress.hop + 1 >= MAX_HOPS {
+                return Baked::Verdict(Verdict::not_run(format!(
+                    "the bake has used {MAX_HOPS} invocations and still waits {}: raise the hook's timeout",
+                    crate::duration::format_duration(left)
+                )));
+            }
+            // Use this invocation to the end, then hand over.
+            let hand_over = report_by.minus(HAND_OVER_MARGIN);
+            tokio::time::sleep_until(hand_over.instant()).await;
+            let next = progress.next_event(payload);
+            return match continuation
+                .continue_with(next, report_by.minus(HAND_OVER_MARGIN / 2))
+                .await
+            {
+                Ok(()) => Baked::Continued(verdict),
+                Err(why) => Baked::Verdict(Verdict::not_run(format!(
+                    "the bake outlasts this invocation and could not go on in a new one: {why}"
+                ))),
+            };
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 impl crate::lambda::Handler for CodeDeployHook {

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod check;
 pub mod codedeploy;
 pub mod config_text;
+pub mod continuation;
 pub mod deadline;
 pub mod duration;
 pub mod ecs_hook;

@@ -200,6 +200,17 @@ impl Verdict {
         self.status == VerdictStatus::Succeeded
     }
 
+    /// Not passed, yet nothing failed: every check passed or is inconclusive (a metric check
+    /// still waiting for its window, say), so a later verification may decide.
+    pub fn undecided(&self) -> bool {
+        !self.succeeded()
+            && !self.checks.is_empty()
+            && self
+                .checks
+                .iter()
+                .all(|c| matches!(c.outcome, Outcome::Passed | Outcome::Inconclusive { .. }))
+    }
+
     /// The reason without each check's details ("1 of 3 checks did not pass"), for output that
     /// lists the checks anyway.
     pub fn summary_reason(&self) -> &str {

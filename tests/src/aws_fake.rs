@@ -22,6 +22,9 @@ pub enum Protocol {
     RpcV2Cbor,
     /// `POST /`, form-encoded `Action=<Operation>&…`, XML answers (SNS).
     AwsQuery,
+    /// Lambda's `Invoke` (REST-JSON): `POST /2015-03-31/functions/<name>/invocations`, the
+    /// payload as the body, `X-Amz-Invocation-Type` in a header.
+    LambdaInvoke,
 }
 
 /// An AWS error answer.
@@ -349,6 +352,35 @@ fn decode(protocol: Protocol, request: &Request<Bytes>) -> Result<(String, Value
             };
             Ok((operation, input))
         }
+        Protocol::LambdaInvoke => {
+            let path = request.uri().path();
+            let name = path
+                .strip_prefix("/2015-03-31/functions/")
+                .and_then(|rest| rest.strip_suffix("/invocations"))
+                .ok_or_else(|| {
+                    AwsFault::new(
+                        404,
+                        "UnknownOperationException",
+                        format!("unexpected path {path}"),
+                    )
+                })?;
+            let payload: Value = if request.body().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_slice(request.body()).map_err(|e| {
+                    AwsFault::new(400, "InvalidRequestContentException", e.to_string())
+                })?
+            };
+            let invocation_type = request
+                .headers()
+                .get("x-amz-invocation-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("RequestResponse");
+            Ok((
+                "Invoke".to_string(),
+                json!({"FunctionName": form_decode(name), "InvocationType": invocation_type, "Payload": payload}),
+            ))
+        }
         Protocol::AwsQuery => {
             let text = String::from_utf8_lossy(request.body());
             let mut input = serde_json::Map::new();
@@ -480,6 +512,8 @@ fn encode_output(protocol: Protocol, operation: &str, output: &Value) -> HttpRes
         }
         Protocol::RpcV2Cbor => cbor(200, output),
         Protocol::AwsQuery => respond(200, "text/xml", query_xml(operation, output)),
+        // An asynchronous invocation is accepted with 202 and no body.
+        Protocol::LambdaInvoke => respond(202, "application/json", ""),
     }
 }
 
@@ -489,6 +523,7 @@ fn encode_fault(protocol: Protocol, fault: &AwsFault) -> HttpResponse {
         Protocol::AwsJson11 { .. } => {
             respond(fault.status, "application/x-amz-json-1.1", body.to_string())
         }
+        Protocol::LambdaInvoke => respond(fault.status, "application/json", body.to_string()),
         Protocol::RpcV2Cbor => cbor(fault.status, &body),
         Protocol::AwsQuery => respond(
             fault.status,

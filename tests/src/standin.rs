@@ -1,4 +1,4 @@
-//! The local AWS stand-in: CodeDeploy, ECS, CloudWatch and SNS, the same fakes the tests use,
+//! The local AWS stand-in: CodeDeploy, ECS, CloudWatch, SNS and Lambda Invoke, the same fakes the tests use,
 //! on one port, with their state in memory. Point `AWS_ENDPOINT_URL` at it and every AWS call a
 //! greenlight function makes stays on this machine. `greenlight aws-standin` serves it.
 //!
@@ -15,9 +15,10 @@ use crate::aws_fake::{AwsCall, CallObserver, FakeService, Protocol};
 use crate::cloudwatch::CloudWatchWorld;
 use crate::codedeploy::CodeDeployWorld;
 use crate::ecs::EcsWorld;
+use crate::lambda::LambdaWorld;
 use crate::server::{respond, LoopbackServer};
 use crate::sns::SnsWorld;
-use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeSns};
+use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeLambda, FakeSns};
 
 /// The port the stand-in listens on unless told otherwise.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:4566";
@@ -30,6 +31,7 @@ pub struct AwsStandIn {
     pub ecs: Arc<FakeEcs>,
     pub cloudwatch: Arc<FakeCloudWatch>,
     pub sns: Arc<FakeSns>,
+    pub lambda: Arc<FakeLambda>,
     server: LoopbackServer,
 }
 
@@ -66,12 +68,18 @@ impl AwsStandIn {
             SnsWorld::default(),
             tell("SNS"),
         ));
+        let lambda = Arc::new(FakeService::detached(
+            Protocol::LambdaInvoke,
+            LambdaWorld::default(),
+            tell("Lambda"),
+        ));
         seed(&codedeploy, &ecs, &cloudwatch);
-        let (c, e, w, n) = (
+        let (c, e, w, n, l) = (
             codedeploy.clone(),
             ecs.clone(),
             cloudwatch.clone(),
             sns.clone(),
+            lambda.clone(),
         );
         let server = LoopbackServer::start_on(address, move |request: Request<Bytes>| {
             let target = request
@@ -87,6 +95,8 @@ impl AwsStandIn {
                     Box::pin(c.handle(request))
                 } else if target.starts_with("AmazonEC2ContainerServiceV20141113.") {
                     Box::pin(e.handle(request))
+                } else if path.starts_with("/2015-03-31/functions/") {
+                    Box::pin(l.handle(request))
                 } else if path.starts_with("/service/") {
                     Box::pin(w.handle(request))
                 } else if form {
@@ -96,7 +106,7 @@ impl AwsStandIn {
                         respond(
                             400,
                             "text/plain",
-                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch and SNS; not this request ({path}, X-Amz-Target {target:?})"),
+                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch, SNS and Lambda Invoke; not this request ({path}, X-Amz-Target {target:?})"),
                         )
                     })
                 };
@@ -108,6 +118,7 @@ impl AwsStandIn {
             ecs,
             cloudwatch,
             sns,
+            lambda,
             server,
         })
     }

@@ -225,7 +225,7 @@ async fn a_wait_longer_than_the_invocation_is_reported_at_once_with_what_to_chan
     assert_eq!(standin.codedeploy.reported_statuses(), vec!["Failed"]);
     let reason = response["reason"].as_str().unwrap();
     assert!(
-        reason.contains("raise the hook's timeout and the plan's budget above the wait"),
+        reason.contains("the hooks go on waiting in later invocations"),
         "{reason}"
     );
     assert!(standin.cloudwatch.calls_to("GetMetricData").is_empty());
@@ -449,4 +449,100 @@ async fn a_green_that_cannot_be_found_fails_with_the_reason_never_passes() {
             .contains("the function's role needs codedeploy:GetDeploymentGroup"),
         "{response:#}"
     );
+}
+
+/// A bake longer than one invocation: the hook waits out its invocation, invokes itself
+/// asynchronously with the event and its progress, and returns without reporting; the next
+/// invocation (here: the payload the fake Lambda received, with the time that passed) judges
+/// and reports, once.
+#[tokio::test]
+async fn a_bake_longer_than_one_invocation_continues_in_a_new_one_and_reports_once() {
+    use greenlight::continuation::SelfInvoke;
+    let plan = PLAN.replace("window: 3m", "window: 3m\n          wait: 10s");
+    let standin = standin().await;
+    put_green(&standin, 5, |_| 0.0, 0.1);
+    let sdk = sdk_config(&standin).await;
+    let hook = after_allow_traffic(&standin, &plan)
+        .await
+        .continuing(Arc::new(SelfInvoke::new(
+            &sdk,
+            "CodeDeployHook_shop-AfterTraffic",
+        )));
+    let started = Instant::now();
+    let first = hook
+        .handle(event(), SystemTime::now() + Duration::from_secs(6))
+        .await
+        .expect("the hook answers");
+    let elapsed = started.elapsed();
+    assert_eq!(serde_json::to_value(first.reported).unwrap(), "continued");
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(6),
+        "uses its invocation, then hands over before the deadline: {elapsed:?}"
+    );
+    assert!(
+        standin.codedeploy.reported_statuses().is_empty(),
+        "nothing reported yet"
+    );
+    let invocations = standin.lambda.world(|w| w.invocations.clone());
+    assert_eq!(invocations.len(), 1);
+    let (function, kind, payload) = &invocations[0];
+    assert_eq!(function, "CodeDeployHook_shop-AfterTraffic");
+    assert_eq!(
+        kind, "Event",
+        "asynchronous: the hand-over does not wait for the next hop"
+    );
+    assert_eq!(payload["DeploymentId"], event()["DeploymentId"]);
+    assert_eq!(
+        payload["LifecycleEventHookExecutionId"],
+        event()["LifecycleEventHookExecutionId"]
+    );
+    assert_eq!(payload["greenlight"]["hop"], 1);
+
+    // Lambda runs the next invocation; by now nine of the ten seconds have passed.
+    let mut next = payload.clone();
+    next["greenlight"]["startedAtMs"] =
+        json!(payload["greenlight"]["startedAtMs"].as_u64().unwrap() - 5_000);
+    let second = hook
+        .handle(next, SystemTime::now() + Duration::from_secs(6))
+        .await
+        .expect("the hook answers");
+    assert_eq!(serde_json::to_value(second.reported).unwrap(), "recorded");
+    assert_eq!(standin.codedeploy.reported_statuses(), vec!["Succeeded"]);
+    assert_eq!(
+        standin.lambda.world(|w| w.invocations.len()),
+        1,
+        "no further hop"
+    );
+    assert!(!standin.cloudwatch.calls_to("GetMetricData").is_empty());
+}
+
+#[tokio::test]
+async fn a_hand_over_that_fails_is_reported_failed_in_time() {
+    use greenlight::continuation::SelfInvoke;
+    let plan = PLAN.replace("window: 3m", "window: 3m\n          wait: 10m");
+    let standin = standin().await;
+    standin
+        .lambda
+        .answer_next_for("Invoke", [FakeAnswer::access_denied()]);
+    let sdk = sdk_config(&standin).await;
+    let hook = after_allow_traffic(&standin, &plan)
+        .await
+        .continuing(Arc::new(SelfInvoke::new(
+            &sdk,
+            "CodeDeployHook_shop-AfterTraffic",
+        )));
+    let started = Instant::now();
+    let response = invoke(&hook, Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(standin.codedeploy.reported_statuses(), vec!["Failed"]);
+    assert!(
+        response["reason"].as_str().unwrap().contains(
+            "could not go on in a new one: invoking CodeDeployHook_shop-AfterTraffic was refused"
+        ),
+        "{response:#}"
+    );
+    assert!(response["reason"]
+        .as_str()
+        .unwrap()
+        .contains("lambda:InvokeFunction on itself"));
 }

@@ -160,6 +160,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "codedeploy:ListDeploymentTargets",
                 "codedeploy:GetDeploymentTarget",
                 "ecs:DescribeServices",
+                "lambda:InvokeFunction",
             ]),
         ),
         (
@@ -173,6 +174,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "codedeploy:ListDeploymentTargets",
                 "codedeploy:GetDeploymentTarget",
                 "ecs:DescribeServices",
+                "lambda:InvokeFunction",
             ]),
         ),
         (
@@ -186,6 +188,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "codedeploy:ListDeploymentTargets",
                 "codedeploy:GetDeploymentTarget",
                 "ecs:DescribeServices",
+                "lambda:InvokeFunction",
             ]),
         ),
         (
@@ -427,5 +430,28 @@ fn notifications_go_only_to_the_named_topic_and_only_when_one_is_named() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn a_codedeploy_hook_may_invoke_only_itself_to_continue_a_bake() {
+    let t = template();
+    for (name, f) in functions(&t) {
+        let invokes: Vec<Value> = grants(&f)
+            .into_iter()
+            .filter(|(action, _)| action == "lambda:InvokeFunction")
+            .map(|(_, resource)| resource)
+            .collect();
+        if !binary(&f).starts_with("after-allow") && binary(&f) != "before-allow-traffic" {
+            assert!(invokes.is_empty(), "{name}");
+            continue;
+        }
+        let own_name = f["Properties"]["FunctionName"]["Fn::Sub"].as_str().unwrap();
+        assert_eq!(invokes.len(), 1, "{name}");
+        let resource = invokes[0]["Fn::Sub"].as_str().unwrap_or_default();
+        assert!(
+            resource.ends_with(&format!(":function:{own_name}")),
+            "{name} may invoke {resource}, not only itself ({own_name})"
+        );
     }
 }

@@ -167,17 +167,11 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             },
         );
     }
-    // CodeDeploy hooks judge within one invocation; ECS stages wait across invocations.
-    waits_within_budget(&checks, "checks", budget, false, &mut p);
+    // A CodeDeploy hook reports within the hour CodeDeploy waits for it.
+    waits_within_an_hour(&checks, "checks", false, &mut p);
     for (stage, spec) in &stages {
         if let (Some(checks), true) = (&spec.checks, CODEDEPLOY_HOOKS.contains(&stage.as_str())) {
-            waits_within_budget(
-                checks,
-                &format!("stages.{stage}.checks"),
-                budget,
-                true,
-                &mut p,
-            );
+            waits_within_an_hour(checks, &format!("stages.{stage}.checks"), true, &mut p);
         }
     }
     only_safe_methods_to_blue(&checks, "checks", &baseline, &mut p);
@@ -238,23 +232,18 @@ fn validate_baseline(value: Option<Value>, p: &mut Problems) -> BaselineSpec {
     BaselineSpec { url, safe_methods }
 }
 
-/// In a CodeDeploy hook a metric check's wait runs inside the one verification: a wait the
-/// budget cannot hold would never be judged (an error for a CodeDeploy stage's checks, a warning
-/// for the plan's own checks, which ECS stages may run across invocations).
-fn waits_within_budget(
-    checks: &[CheckSpec],
-    prefix: &str,
-    budget: Duration,
-    codedeploy: bool,
-    p: &mut Problems,
-) {
+/// A CodeDeploy hook waits across invocations, but reports within the hour CodeDeploy waits for
+/// a hook: a longer wait would never be judged (an error for a CodeDeploy stage's checks, a
+/// warning for the plan's own, which ECS stages may wait for as long as their hook allows).
+fn waits_within_an_hour(checks: &[CheckSpec], prefix: &str, codedeploy: bool, p: &mut Problems) {
+    let longest = crate::continuation::LONGEST_BAKE;
     for (i, check) in checks.iter().enumerate() {
         if let Probe::Metric(metric) = &check.probe {
-            if let Some(wait) = metric.wait.filter(|wait| *wait >= budget) {
+            if let Some(wait) = metric.wait.filter(|wait| *wait > longest) {
                 let message = format!(
-                    "{} is not shorter than the plan's budget ({}): in a CodeDeploy hook the check would never be judged; raise `budget` (and the hook's timeout) above the wait (ECS stages wait across invocations)",
+                    "{} is longer than a CodeDeploy hook can wait ({}; CodeDeploy fails a hook that has not reported within an hour): shorten the wait, or bake longer with CodeDeploy's termination wait and an alarm on alarm-rollback",
                     format_duration(wait),
-                    format_duration(budget)
+                    format_duration(longest)
                 );
                 let at = format!("{prefix}[{i}].metric.wait");
                 if codedeploy {

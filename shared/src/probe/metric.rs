@@ -968,7 +968,7 @@ pub async fn run(
                 return report(
                     Outcome::Inconclusive {
                         cause: format!(
-                            "the metric is judged {} after the start ({} from now), after this verification's deadline ({} left): raise the hook's timeout and the plan's budget above the wait, or use the ECS hook, whose stages can wait across invocations",
+                            "the metric is judged {} after the start ({} from now), after this verification's deadline ({} left): the hooks go on waiting in later invocations; `greenlight verify` needs a budget above the wait",
                             format_duration(wait),
                             format_duration(left),
                             format_duration(deadline.remaining())
