@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use greenlight::plan::{PlanError, PlanSettings, Setting};
 use greenlight::probe::metric::CloudWatchMetrics;
+use greenlight::probe::target_health::ElbLoadBalancers;
 use greenlight::{verify_observed, Deadline, Env, Tools};
 use serde_json::json;
 
@@ -48,6 +49,9 @@ pub async fn run(
     if plan.reads_metrics() {
         // The standard AWS configuration (profile, region, AWS_ENDPOINT_URL_CLOUDWATCH).
         tools = tools.with_metrics(Arc::new(CloudWatchMetrics::from_env()));
+    }
+    if plan.asks_load_balancer() {
+        tools = tools.with_load_balancers(Arc::new(ElbLoadBalancers::from_env()));
     }
     let total = plan.checks.len();
     let width = plan.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);

@@ -847,7 +847,8 @@ async fn plan_check_shows_metric_gates_per_codedeploy_hook_and_rejects_request_f
     let shown = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{shown}");
     assert!(
-        shown.contains("- CodeDeploy hook AfterAllowTraffic: 4 checks of its own"),
+        shown.contains("- CodeDeploy hook AfterAllowTraffic: 4 checks of its own")
+            && shown.contains("- green is healthy behind the load balancer: asks the load balancer that green's target group has at least 2 healthy targets"),
         "{shown}"
     );
     assert!(
@@ -855,12 +856,12 @@ async fn plan_check_shows_metric_gates_per_codedeploy_hook_and_rejects_request_f
         "{shown}"
     );
     let output = plan_check(
-        "version: 1\nchecks:\n  - {name: m, path: /x, metric: {namespace: N, name: X, stat: Sum, threshold: '< 1'}}\n",
+        "version: 1\nchecks:\n  - {name: m, path: /x, metric: {namespace: Custom, name: X, stat: Sum, threshold: '< 1'}}\n",
     )
     .await;
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        text(&output.stdout).contains("checks[0].path: a metric check sends no request to green"),
+        text(&output.stdout).contains("checks[0].path: a metric or target_health check sends no request to green"),
         "{}",
         text(&output.stdout)
     );

@@ -262,7 +262,7 @@ fn plan_seeds() -> Vec<Vec<u8>> {
         include_str!("../../examples/plans/catches-regressions.yaml"),
         include_str!("../../examples/plans/compare.yaml"),
         include_str!("../../examples/plans/metric-gates.yaml"),
-        r#"{"version": 1, "checks": [{"name": "m", "metric": {"namespace": "AWS/ApplicationELB", "name": "RequestCount", "dimensions": {"TargetGroup": "${TOKEN}"}, "stat": "p99.9", "period": "5s", "window": "2m", "threshold": ">= 0.5", "no_data": "fail", "min_datapoints": 3}}, {"name": "e", "metric": {"metrics": {"a": {"namespace": "N", "name": "A", "stat": "Sum"}, "b_2": {"namespace": "N", "name": "B", "stat": "tm90"}}, "expression": "100 * a / b_2 + ${TOKEN}", "wait": "30s", "threshold": "< 300ms"}}], "stages": {"AfterAllowTraffic": {"checks": [{"name": "x", "metric": {"namespace": "N", "name": "X", "stat": "Maximum", "threshold": 1}}]}}}"#,
+        r#"{"version": 1, "checks": [{"name": "m", "metric": {"namespace": "AWS/ApplicationELB", "name": "RequestCount", "dimensions": {"TargetGroup": "${TOKEN}"}, "stat": "p99.9", "period": "5s", "window": "2m", "threshold": ">= 0.5", "no_data": "fail", "min_datapoints": 3}}, {"name": "e", "metric": {"metrics": {"a": {"namespace": "N", "name": "A", "stat": "Sum"}, "b_2": {"namespace": "N", "name": "B", "stat": "tm90"}}, "expression": "100 * a / b_2 + ${TOKEN}", "wait": "30s", "threshold": "< 300ms"}}], "stages": {"AfterAllowTraffic": {"checks": [{"name": "x", "metric": {"namespace": "N", "name": "X", "stat": "Maximum", "threshold": 1}}]}, "BeforeAllowTraffic": {"checks": [{"name": "t", "target_health": {"target_group": "arn:aws:elasticloadbalancing:x:1:targetgroup/a/${TOKEN}", "min_healthy": 2, "production_listener": "arn:aws:elasticloadbalancing:x:1:listener/app/l/1/2"}}, {"name": "g", "target_health": {"target_group": "green", "production_listener": true}}]}}}"#,
         r#"{"version": 1, "baseline": {"url": "http://blue:81/b?x=1", "safe_methods": ["GET", "POST"]}, "checks": [{"name": "s", "method": "POST", "paths": ["/a", "/b?c=${TOKEN}"], "compare": {"samples": 50, "concurrency": 2, "latency": {"max_increase": "20%", "confidence": "99%", "ignore_below": "1ms"}, "errors": false, "diff": {"ignore": ["$.meta", "$..at"], "tolerance": {"$.items[*].total": 0.01}, "headers": ["content-type"]}}}]}"#,
         r#"{"version": 1, "compression": true, "checks": [{"name": "c", "method": "POST", "path": "/o", "capture": {"id": {"json": "$.id"}, "loc": {"header": "location"}, "r": {"body": "r=([0-9]+)"}}}, {"name": "g", "path": "/o/${captured.id}", "retry_on": ["transport", "5xx"], "flaky": "fail", "expect": {"assert": [{"json": "$.id", "equals": "${captured.id}"}, {"header": "x", "absent": true}]}}, {"name": "l", "samples": {"rate": "50/s", "duration": "2s", "concurrency": 4}, "routes": [{"path": "/a", "weight": 3}, {"path": "/b"}], "thresholds": {"errors": "< 1%", "p99": "< 1s", "min_samples": 50}}]}"#,
         r#"{"version": 1, "target": "http://u:p@h/?q=1", "checks": [{"name": "a", "path": "/x?y=${TOKEN}", "headers": {"x-k": "${TOKEN}"}, "expect": {"json": {"$..a": 1}}}]}"#,
@@ -295,16 +295,18 @@ fn plan(input: &[u8], _: u64) {
     ] {
         if let Ok(plan) = spec.resolve_with(target.as_ref(), &env, &registry) {
             for check in &plan.checks {
-                // A metric check asks CloudWatch: no URL of green's, and nothing secret in
-                // the query it shows.
-                if let greenlight::probe::Probe::Metric(metric) = &check.probe {
+                // A metric or target_health check asks CloudWatch or the load balancer: no URL
+                // of green's, and nothing secret in what it shows.
+                if !check.probe.asks_over_http() {
                     assert!(
                         !check.request_line.contains("fuzz-token-value"),
                         "{}",
                         check.request_line
                     );
-                    assert!(!metric.describe().contains("fuzz-token-value"));
-                    assert!(metric.queries.iter().any(|q| q.id == metric.judged));
+                    assert!(!check.probe.describe().contains("fuzz-token-value"));
+                    if let greenlight::probe::Probe::Metric(metric) = &check.probe {
+                        assert!(metric.queries.iter().any(|q| q.id == metric.judged));
+                    }
                     continue;
                 }
                 assert!(

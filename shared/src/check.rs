@@ -167,6 +167,16 @@ async fn run_filled(tools: &Tools, check: &Check, deadline: Deadline) -> CheckRe
             )
             .await
         }
+        Probe::TargetHealth(health) => {
+            crate::probe::target_health::run(
+                tools.load_balancers.as_deref(),
+                tools.green.as_deref(),
+                check,
+                health,
+                deadline,
+            )
+            .await
+        }
     }
 }
 

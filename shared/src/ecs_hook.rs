@@ -19,6 +19,7 @@ use crate::deadline::Deadline;
 use crate::env::Env;
 use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
+use crate::probe::target_health::{ElbLoadBalancers, LoadBalancers};
 use crate::verdict::Verdict;
 use crate::verify::{verify_isolated, Tools};
 
@@ -156,6 +157,8 @@ pub struct EcsHook {
     http: Result<reqwest::Client, String>,
     /// Where metric checks read CloudWatch (its client is built on first use).
     metrics: Arc<dyn MetricSource>,
+    /// Where target_health checks ask the load balancer (likewise).
+    load_balancers: Arc<dyn LoadBalancers>,
     /// Stage → its plan, for the stages that verify; a plan error applies to every stage.
     stages: Result<HashMap<String, StageSetup>, PlanError>,
 }
@@ -204,7 +207,14 @@ impl EcsHook {
             http,
             stages,
             metrics: Arc::new(CloudWatchMetrics::from_env()),
+            load_balancers: Arc::new(ElbLoadBalancers::from_env()),
         }
+    }
+
+    /// target_health checks ask `load_balancers` instead of the process's.
+    pub fn with_load_balancers(mut self, load_balancers: Arc<dyn LoadBalancers>) -> Self {
+        self.load_balancers = load_balancers;
+        self
     }
 
     /// Metric checks read `metrics` instead of the process's CloudWatch.
@@ -272,6 +282,7 @@ impl EcsHook {
                     Deadline::of_invocation(lambda_deadline).for_verification(plan.budget);
                 let tools = Tools::http(client.clone())
                     .with_metrics(self.metrics.clone())
+                    .with_load_balancers(self.load_balancers.clone())
                     .started_at(UNIX_EPOCH + std::time::Duration::from_millis(started_at_ms));
                 let longest_wait = plan.longest_wait();
                 (

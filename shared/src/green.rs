@@ -24,6 +24,10 @@ pub struct GreenTargetGroup {
     pub target_group: String,
     /// `app/NAME/ID`.
     pub load_balancer: String,
+    /// The target group's ARN (for `DescribeTargetHealth`).
+    pub target_group_arn: String,
+    /// The deployment group's production listener.
+    pub production_listener_arn: String,
 }
 
 /// Finds green's target group (or says why it cannot).
@@ -214,6 +218,8 @@ impl CodeDeployGreen {
         Ok(GreenTargetGroup {
             target_group,
             load_balancer,
+            target_group_arn: target_group_arn.to_string(),
+            production_listener_arn: listener.to_string(),
         })
     }
 }

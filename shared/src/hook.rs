@@ -20,6 +20,7 @@ use crate::env::Env;
 use crate::green::{CodeDeployGreen, DeploymentClients};
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
+use crate::probe::target_health::{ElbLoadBalancers, LoadBalancers};
 use crate::verdict::Verdict;
 use crate::verify::{verify_isolated, Tools};
 
@@ -172,6 +173,13 @@ impl CodeDeployHook {
                         None => Arc::new(CloudWatchMetrics::from_env()),
                     };
                     tools = tools.with_metrics(metrics);
+                }
+                if plan.asks_load_balancer() {
+                    let load_balancers: Arc<dyn LoadBalancers> = match sdk_config {
+                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
+                        None => Arc::new(ElbLoadBalancers::from_env()),
+                    };
+                    tools = tools.with_load_balancers(load_balancers);
                 }
                 if plan.uses_green_target_group() {
                     deployments = Some(Arc::new(match sdk_config {

@@ -15,6 +15,7 @@ use crate::deadline::Deadline;
 use crate::green::FindGreen;
 use crate::plan::Plan;
 use crate::probe::metric::MetricSource;
+use crate::probe::target_health::LoadBalancers;
 use crate::verdict::{CheckReport, Outcome, Verdict};
 
 /// How long past the deadline stragglers may take before they are abandoned.
@@ -29,6 +30,8 @@ pub struct Tools {
     pub metrics: Option<Arc<dyn MetricSource>>,
     /// Finds green's target group (`target_group: green`): the deployment's, in a CodeDeploy hook.
     pub green: Option<Arc<dyn FindGreen>>,
+    /// The load balancer, for target_health checks.
+    pub load_balancers: Option<Arc<dyn LoadBalancers>>,
     /// When the verification started; `None`: now.
     pub since: Option<SystemTime>,
 }
@@ -40,6 +43,7 @@ impl Tools {
             http,
             metrics: None,
             green: None,
+            load_balancers: None,
             since: None,
         }
     }
@@ -47,6 +51,12 @@ impl Tools {
     /// Metric checks read `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricSource>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// target_health checks ask `load_balancers`.
+    pub fn with_load_balancers(mut self, load_balancers: Arc<dyn LoadBalancers>) -> Self {
+        self.load_balancers = Some(load_balancers);
         self
     }
 
@@ -90,6 +100,7 @@ pub async fn verify_observed(
             http,
             metrics: tools.metrics.clone(),
             green: tools.green.clone(),
+            load_balancers: tools.load_balancers.clone(),
             since: Some(tools.since.unwrap_or_else(SystemTime::now)),
         },
         Err(e) => return Verdict::not_run(e),

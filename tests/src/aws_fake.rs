@@ -479,24 +479,29 @@ fn form_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A query-protocol answer: `<OpResponse><OpResult>…</OpResult></OpResponse>`.
+/// A query-protocol answer: `<OpResponse><OpResult>…</OpResult></OpResponse>`; objects become
+/// nested elements and lists `<member>` elements, as the query protocol writes them.
 fn query_xml(operation: &str, output: &Value) -> String {
-    let fields: String = output
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| {
-                    format!(
-                        "<{k}>{}</{k}>",
-                        xml_escape(v.as_str().unwrap_or(&v.to_string()))
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     format!(
-        "<{operation}Response xmlns=\"http://fake/\"><{operation}Result>{fields}</{operation}Result><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></{operation}Response>"
+        "<{operation}Response xmlns=\"http://fake/\"><{operation}Result>{}</{operation}Result><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></{operation}Response>",
+        xml_fields(output)
     )
+}
+
+fn xml_fields(value: &Value) -> String {
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("<{k}>{}</{k}>", xml_fields(v)))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| format!("<member>{}</member>", xml_fields(v)))
+            .collect(),
+        Value::String(text) => xml_escape(text),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 fn xml_escape(text: &str) -> String {

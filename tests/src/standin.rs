@@ -13,12 +13,13 @@ use hyper::Request;
 
 use crate::aws_fake::{AwsCall, CallObserver, FakeService, Protocol};
 use crate::cloudwatch::CloudWatchWorld;
-use crate::codedeploy::CodeDeployWorld;
+use crate::codedeploy::{CodeDeployWorld, EcsBlueGreen};
 use crate::ecs::EcsWorld;
+use crate::elb::ElbWorld;
 use crate::lambda::LambdaWorld;
 use crate::server::{respond, LoopbackServer};
 use crate::sns::SnsWorld;
-use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeLambda, FakeSns};
+use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeElb, FakeLambda, FakeSns};
 
 /// The port the stand-in listens on unless told otherwise.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:4566";
@@ -32,6 +33,7 @@ pub struct AwsStandIn {
     pub cloudwatch: Arc<FakeCloudWatch>,
     pub sns: Arc<FakeSns>,
     pub lambda: Arc<FakeLambda>,
+    pub elb: Arc<FakeElb>,
     server: LoopbackServer,
 }
 
@@ -73,13 +75,19 @@ impl AwsStandIn {
             LambdaWorld::default(),
             tell("Lambda"),
         ));
+        let elb = Arc::new(FakeService::detached(
+            Protocol::AwsQuery,
+            ElbWorld::default(),
+            tell("ELB"),
+        ));
         seed(&codedeploy, &ecs, &cloudwatch);
-        let (c, e, w, n, l) = (
+        let (c, e, w, n, l, b) = (
             codedeploy.clone(),
             ecs.clone(),
             cloudwatch.clone(),
             sns.clone(),
             lambda.clone(),
+            elb.clone(),
         );
         let server = LoopbackServer::start_on(address, move |request: Request<Bytes>| {
             let target = request
@@ -90,6 +98,8 @@ impl AwsStandIn {
                 .to_string();
             let path = request.uri().path().to_string();
             let form = request.body().starts_with(b"Action=") || request.body().windows(7).any(|w| w == b"&Action");
+            // Both SNS and ELB speak the query protocol; ELB v2's API version tells them apart.
+            let elb_v2 = form && request.body().windows(18).any(|w| w == b"Version=2015-12-01");
             let answer: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> =
                 if target.starts_with("CodeDeploy_20141006.") {
                     Box::pin(c.handle(request))
@@ -99,6 +109,8 @@ impl AwsStandIn {
                     Box::pin(l.handle(request))
                 } else if path.starts_with("/service/") {
                     Box::pin(w.handle(request))
+                } else if elb_v2 {
+                    Box::pin(b.handle(request))
                 } else if form {
                     Box::pin(n.handle(request))
                 } else {
@@ -106,7 +118,7 @@ impl AwsStandIn {
                         respond(
                             400,
                             "text/plain",
-                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch, SNS and Lambda Invoke; not this request ({path}, X-Amz-Target {target:?})"),
+                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch, SNS, ELB and Lambda Invoke; not this request ({path}, X-Amz-Target {target:?})"),
                         )
                     })
                 };
@@ -119,12 +131,85 @@ impl AwsStandIn {
             cloudwatch,
             sns,
             lambda,
+            elb,
             server,
         })
     }
 
     pub fn url(&self) -> String {
         self.server.url()
+    }
+
+    /// Makes `deployment_id` (of checkout/checkout-prod, the sample events' deployment) an ECS
+    /// blue/green deployment behind an Application Load Balancer: its group's service and
+    /// listeners, its task sets (the replacement labelled Green unless `green_labelled` is false),
+    /// and their target groups in ECS.
+    pub fn seed_blue_green(&self, deployment_id: &str, green_labelled: bool) -> BlueGreenArns {
+        let arns = BlueGreenArns::default();
+        self.codedeploy.add_ecs_blue_green(
+            deployment_id,
+            "checkout",
+            "checkout-prod",
+            EcsBlueGreen {
+                cluster: "prod".into(),
+                service: "checkout".into(),
+                production_listener: arns.production_listener.clone(),
+                test_listener: arns.test_listener.clone(),
+                target_groups: ["checkout-blue".into(), "checkout-green".into()],
+                task_sets: vec![
+                    ("ecs-svc/111".into(), "Blue".into(), "checkout-blue".into()),
+                    (
+                        "ecs-svc/222".into(),
+                        if green_labelled { "Green" } else { "Blue" }.into(),
+                        "checkout-green".into(),
+                    ),
+                ],
+            },
+        );
+        self.ecs.add_task_sets(
+            "prod",
+            "checkout",
+            &[
+                ("ecs-svc/111", &arns.blue_target_group),
+                ("ecs-svc/222", &arns.green_target_group),
+            ],
+        );
+        arns
+    }
+}
+
+/// The ARNs [`AwsStandIn::seed_blue_green`] sets up.
+#[derive(Debug, Clone)]
+pub struct BlueGreenArns {
+    pub production_listener: String,
+    pub test_listener: String,
+    pub blue_target_group: String,
+    pub green_target_group: String,
+}
+
+impl BlueGreenArns {
+    /// CloudWatch's dimension values for green: `targetgroup/…` and `app/…`.
+    pub const GREEN_TARGET_GROUP: &'static str = "targetgroup/checkout-green/0123456789abcdef";
+    pub const BLUE_TARGET_GROUP: &'static str = "targetgroup/checkout-blue/1111222233334444";
+    pub const LOAD_BALANCER: &'static str = "app/checkout/fedcba9876543210";
+}
+
+impl Default for BlueGreenArns {
+    fn default() -> Self {
+        let arn =
+            |path: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:{path}");
+        BlueGreenArns {
+            production_listener: arn(&format!(
+                "listener/{}/aaaa1111bbbb2222",
+                Self::LOAD_BALANCER
+            )),
+            test_listener: arn(&format!(
+                "listener/{}/cccc3333dddd4444",
+                Self::LOAD_BALANCER
+            )),
+            blue_target_group: arn(Self::BLUE_TARGET_GROUP),
+            green_target_group: arn(Self::GREEN_TARGET_GROUP),
+        }
     }
 }
 

@@ -9,12 +9,12 @@ use greenlight::ecs_hook::{EcsHook, HookStatus};
 use greenlight::hook::CodeDeployHook;
 use greenlight::probe::metric::CloudWatchMetrics;
 use greenlight::Env;
-use greenlight_fakes::standin::AwsStandIn;
+use greenlight_fakes::standin::{AwsStandIn, BlueGreenArns};
 use greenlight_fakes::FakeAnswer;
 use serde_json::{json, Value};
 
-const TARGET_GROUP: &str = "targetgroup/shop-green/0123456789abcdef";
-const LOAD_BALANCER: &str = "app/shop/fedcba9876543210";
+const TARGET_GROUP: &str = BlueGreenArns::GREEN_TARGET_GROUP;
+const LOAD_BALANCER: &str = BlueGreenArns::LOAD_BALANCER;
 
 /// AfterAllowTraffic judges green's 5xx count and p99 response time over the three minutes
 /// before the hook runs.
@@ -341,40 +341,7 @@ stages:
 "#;
 
 fn blue_green(standin: &AwsStandIn, green_labelled: bool) {
-    use greenlight_fakes::codedeploy::EcsBlueGreen;
-    let arn = |path: &str| format!("arn:aws:elasticloadbalancing:us-east-1:123456789012:{path}");
-    standin.codedeploy.add_ecs_blue_green(
-        "d-AB12CD34E",
-        // The stand-in's own sample deployment (events/*.json use its id).
-        "checkout",
-        "checkout-prod",
-        EcsBlueGreen {
-            cluster: "prod".into(),
-            service: "shop".into(),
-            production_listener: arn(&format!("listener/{LOAD_BALANCER}/aaaa1111bbbb2222")),
-            test_listener: arn(&format!("listener/{LOAD_BALANCER}/cccc3333dddd4444")),
-            target_groups: ["shop-blue".into(), "shop-green".into()],
-            task_sets: vec![
-                ("ecs-svc/111".into(), "Blue".into(), "shop-blue".into()),
-                (
-                    "ecs-svc/222".into(),
-                    if green_labelled { "Green" } else { "Blue" }.into(),
-                    "shop-green".into(),
-                ),
-            ],
-        },
-    );
-    standin.ecs.add_task_sets(
-        "prod",
-        "shop",
-        &[
-            (
-                "ecs-svc/111",
-                &arn("targetgroup/shop-blue/1111222233334444"),
-            ),
-            ("ecs-svc/222", &arn(TARGET_GROUP)),
-        ],
-    );
+    standin.seed_blue_green("d-AB12CD34E", green_labelled);
 }
 
 #[tokio::test]
@@ -389,7 +356,7 @@ async fn target_group_green_is_found_from_the_deployment() {
             "AWS/ApplicationELB",
             "HTTPCode_Target_5XX_Count",
             &[
-                ("TargetGroup", "targetgroup/shop-blue/1111222233334444"),
+                ("TargetGroup", BlueGreenArns::BLUE_TARGET_GROUP),
                 ("LoadBalancer", LOAD_BALANCER),
             ],
             minute_now - m * 60,

@@ -161,6 +161,8 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "codedeploy:GetDeploymentTarget",
                 "ecs:DescribeServices",
                 "lambda:InvokeFunction",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeListeners",
             ]),
         ),
         (
@@ -175,6 +177,8 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "codedeploy:GetDeploymentTarget",
                 "ecs:DescribeServices",
                 "lambda:InvokeFunction",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeListeners",
             ]),
         ),
         (
@@ -189,11 +193,17 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "codedeploy:GetDeploymentTarget",
                 "ecs:DescribeServices",
                 "lambda:InvokeFunction",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeListeners",
             ]),
         ),
         (
             "ecs-lifecycle-hook",
-            BTreeSet::from(["cloudwatch:GetMetricData"]),
+            BTreeSet::from([
+                "cloudwatch:GetMetricData",
+                "elasticloadbalancing:DescribeTargetHealth",
+                "elasticloadbalancing:DescribeListeners",
+            ]),
         ),
         (
             "alarm-rollback",

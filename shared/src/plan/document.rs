@@ -157,6 +157,9 @@ pub(crate) struct CheckDocument {
     /// A CloudWatch gate: `{namespace, name, dimensions, stat, threshold, …}`.
     #[serde(default)]
     pub metric: Option<Value>,
+    /// The load balancer's view: `{target_group, min_healthy, production_listener}`.
+    #[serde(default)]
+    pub target_health: Option<Value>,
     /// Short for routes of weight 1: `paths: [/a, /b]`.
     #[serde(default)]
     pub paths: Option<Vec<String>>,

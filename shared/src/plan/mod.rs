@@ -459,15 +459,21 @@ pub struct Plan {
 impl Plan {
     /// Some check reads CloudWatch metrics.
     pub fn reads_metrics(&self) -> bool {
-        self.checks.iter().any(|c| !c.probe.asks_over_http())
+        self.checks
+            .iter()
+            .any(|c| matches!(c.probe, Probe::Metric(_)))
+    }
+
+    /// Some check asks the load balancer for target health.
+    pub fn asks_load_balancer(&self) -> bool {
+        self.checks
+            .iter()
+            .any(|c| matches!(c.probe, Probe::TargetHealth(_)))
     }
 
     /// Some metric check reads green's target group (`target_group: green`).
     pub fn uses_green_target_group(&self) -> bool {
-        self.checks.iter().any(|c| match &c.probe {
-            Probe::Metric(m) => m.uses_green_target_group(),
-            _ => false,
-        })
+        self.checks.iter().any(|c| c.probe.uses_green())
     }
 
     /// The longest `metric.wait` of its checks: how long after its start the plan can be judged.

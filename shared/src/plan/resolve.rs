@@ -254,36 +254,60 @@ fn send_to_server_name(check: &mut Check, server_name: Option<&(String, String, 
     }
 }
 
-/// A metric check: its dimensions and expression filled in. It asks CloudWatch, so its URL only
-/// names that, and its request line is the query as written.
-fn resolve_metric(
+/// A check that asks CloudWatch or the load balancer, not green: its `${VAR}`s filled in; its URL
+/// only names what it asks, and its request line is what it asks, as written.
+fn resolve_not_http(
     spec: &CheckSpec,
-    metric: &crate::probe::metric::Metric,
     at: &str,
     env: &Env,
     visible: &Visible<'_>,
     found: &mut Found,
 ) -> Check {
-    let mut metric = metric.clone();
-    metric.fill_in(&mut |template, field| {
-        fill(
-            template,
-            &format!("{at}.metric.{field}"),
-            env,
-            visible,
-            found,
-        )
-        .map(|s| s.value)
-    });
+    let mut probe = spec.probe.clone();
+    let (url, request_line) = match &mut probe {
+        Probe::Metric(metric) => {
+            metric.fill_in(&mut |template, field| {
+                fill(
+                    template,
+                    &format!("{at}.metric.{field}"),
+                    env,
+                    visible,
+                    found,
+                )
+                .map(|s| s.value)
+            });
+            (
+                "cloudwatch:metrics",
+                format!("CloudWatch {}", metric.query_line()),
+            )
+        }
+        Probe::TargetHealth(health) => {
+            health.fill_in(&mut |template, field| {
+                fill(
+                    template,
+                    &format!("{at}.target_health.{field}"),
+                    env,
+                    visible,
+                    found,
+                )
+                .map(|s| s.value)
+            });
+            (
+                "elasticloadbalancing:targets",
+                format!("ELB target health of {}", health.target_group_line()),
+            )
+        }
+        _ => ("about:blank", String::new()),
+    };
     Check {
         name: spec.name.clone(),
         method: spec.method.clone(),
-        url: Url::parse("cloudwatch:metrics").expect("a valid URL"),
-        request_line: format!("CloudWatch {}", metric.query_line()),
+        url: Url::parse(url).expect("a valid URL"),
+        request_line,
         headers: HeaderMap::new(),
         body: None,
         timeout: spec.timeout,
-        probe: Probe::Metric(metric),
+        probe,
         routes: Vec::new(),
         deferred: None,
         expect: Arc::new(spec.expect.clone()),
@@ -473,8 +497,8 @@ fn resolve_check(
     visible: &Visible<'_>,
     found: &mut Found,
 ) -> Option<Check> {
-    if let Probe::Metric(metric) = &spec.probe {
-        return Some(resolve_metric(spec, metric, at, env, visible, found));
+    if !spec.probe.asks_over_http() {
+        return Some(resolve_not_http(spec, at, env, visible, found));
     }
     let errors_before = found.errors.len();
     let path_at = format!("{at}.path");

@@ -370,6 +370,7 @@ fn validate_checks(
             paths,
             compare,
             metric,
+            target_health,
             timeout,
             retries,
             retry_delay,
@@ -388,8 +389,9 @@ fn validate_checks(
                 format!("\"{name}\" is used by an earlier check; names must be unique"),
             );
         }
-        if let Some(metric) = metric {
-            // A metric check asks CloudWatch, not green: none of a request's fields apply.
+        if metric.is_some() || target_health.is_some() {
+            // A metric or target_health check asks CloudWatch or the load balancer, not green:
+            // none of a request's fields apply.
             for (field, given) in [
                 ("method", method.is_some()),
                 ("path", path.is_some()),
@@ -403,7 +405,7 @@ fn validate_checks(
                 if given {
                     p.error(
                         format!("{at}.{field}"),
-                        "a metric check sends no request to green: it asks CloudWatch and judges every datapoint by `metric.threshold`; remove this field, or make it a check of its own",
+                        "a metric or target_health check sends no request to green: it asks CloudWatch or the load balancer; remove this field, or make it a check of its own",
                     );
                 }
             }
@@ -416,7 +418,8 @@ fn validate_checks(
                 samples,
                 thresholds,
                 compare,
-                metric: Some(metric),
+                metric,
+                target_health,
             };
             if let Some(probe) = crate::probe::validate(fields, &at, &defaults.probe, false, p) {
                 checks.push(CheckSpec {
@@ -487,6 +490,7 @@ fn validate_checks(
             thresholds,
             compare,
             metric: None,
+            target_health: None,
         };
         let probe = crate::probe::validate(fields, &at, &defaults.probe, !routes.is_empty(), p);
         let captures = probe.as_ref().map(Probe::captures).unwrap_or_default();
@@ -734,7 +738,7 @@ fn validate_ready(doc: ReadyDocument, defaults: &Defaults, p: &mut Problems) -> 
         if !check.probe.asks_over_http() {
             p.error(
                 format!("ready.checks[{i}].metric"),
-                "a readiness check asks green until it answers; metric checks belong in `checks`",
+                "a readiness check asks green until it answers; metric and target_health checks belong in `checks`",
             );
         } else if check.probe.sends_many() {
             p.error(

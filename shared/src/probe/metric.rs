@@ -108,7 +108,7 @@ pub struct Filled {
 }
 
 impl Filled {
-    fn new(template: Template) -> Self {
+    pub(crate) fn new(template: Template) -> Self {
         let value = template.literal();
         Filled { template, value }
     }
@@ -1480,6 +1480,8 @@ mod tests {
         let filled = m.with_green(&GreenTargetGroup {
             target_group: "targetgroup/g/1".into(),
             load_balancer: "app/lb/2".into(),
+            target_group_arn: "arn:aws:elasticloadbalancing:x:1:targetgroup/g/1".into(),
+            production_listener_arn: "arn:aws:elasticloadbalancing:x:1:listener/app/lb/2/3".into(),
         });
         let Source::Stat { dimensions, .. } = &filled[0].source else {
             panic!("a stat")

@@ -26,6 +26,7 @@ pub mod load;
 pub mod metric;
 pub mod population;
 pub mod samples;
+pub mod target_health;
 pub mod threshold;
 
 use std::collections::BTreeMap;
@@ -47,6 +48,7 @@ pub enum Probe {
     Load(load::Load),
     Compare(compare::Compare),
     Metric(metric::Metric),
+    TargetHealth(target_health::TargetHealth),
 }
 
 impl Probe {
@@ -58,18 +60,32 @@ impl Probe {
             Probe::Load(l) => l.describe(),
             Probe::Compare(c) => c.describe(),
             Probe::Metric(m) => m.describe(),
+            Probe::TargetHealth(t) => t.describe(),
         }
     }
 
     /// A probe that sends many requests and judges them together (samples, a load run, a
     /// comparison), as opposed to one exchange.
     pub fn sends_many(&self) -> bool {
-        !matches!(self, Probe::Exchange(_) | Probe::Metric(_))
+        !matches!(
+            self,
+            Probe::Exchange(_) | Probe::Metric(_) | Probe::TargetHealth(_)
+        )
     }
 
-    /// The probe asks green (or blue) over HTTP; a metric check asks only CloudWatch.
+    /// The probe asks green (or blue) over HTTP; a metric check asks only CloudWatch, a target
+    /// health check only the load balancer.
     pub fn asks_over_http(&self) -> bool {
-        !matches!(self, Probe::Metric(_))
+        !matches!(self, Probe::Metric(_) | Probe::TargetHealth(_))
+    }
+
+    /// The probe needs green's target group, found from the deployment.
+    pub fn uses_green(&self) -> bool {
+        match self {
+            Probe::Metric(m) => m.uses_green_target_group(),
+            Probe::TargetHealth(t) => t.uses_green(),
+            _ => false,
+        }
     }
 
     /// What the check captures for later checks (only a single exchange captures).
@@ -108,6 +124,10 @@ pub enum Measured {
     /// CloudWatch's datapoints over the window judged.
     Metric {
         metric: Box<metric::MetricMeasurement>,
+    },
+    /// The load balancer's view of a target group (and of the production listener).
+    TargetHealth {
+        target_health: Box<target_health::TargetHealthMeasurement>,
     },
 }
 
@@ -151,6 +171,7 @@ impl Measured {
             Measured::Population { samples } => samples.line(),
             Measured::Comparison { comparison } => comparison.line(),
             Measured::Metric { metric } => metric.line(),
+            Measured::TargetHealth { target_health } => target_health.line(),
             Measured::Exchange {
                 status,
                 latency,
@@ -197,6 +218,7 @@ pub(crate) struct Fields {
     pub thresholds: Option<Value>,
     pub compare: Option<Value>,
     pub metric: Option<Value>,
+    pub target_health: Option<Value>,
 }
 
 /// What the plan's `defaults` give every check's probe.
@@ -242,8 +264,9 @@ pub(crate) fn validate(
         thresholds,
         compare,
         metric,
+        target_health,
     } = fields;
-    if let Some(metric) = metric {
+    if metric.is_some() || target_health.is_some() {
         // A metric check asks CloudWatch once: nothing of a request's probe applies.
         for (field, given) in [
             ("samples", samples.is_some()),
@@ -258,11 +281,27 @@ pub(crate) fn validate(
             if given {
                 p.error(
                     format!("{at}.{field}"),
-                    "a metric check sends no request to green: it asks CloudWatch and judges every datapoint by `metric.threshold`; remove this field",
+                    "a metric or target_health check sends no request to green: it asks CloudWatch or the load balancer; remove this field",
                 );
             }
         }
-        return metric::validate(metric, &format!("{at}.metric"), p).map(Probe::Metric);
+        return match (metric, target_health) {
+            (Some(_), Some(_)) => {
+                p.error(
+                    format!("{at}.target_health"),
+                    "a check is either a metric check or a target_health check: make two checks",
+                );
+                None
+            }
+            (Some(metric), None) => {
+                metric::validate(metric, &format!("{at}.metric"), p).map(Probe::Metric)
+            }
+            (None, Some(health)) => {
+                target_health::validate(health, &format!("{at}.target_health"), p)
+                    .map(Probe::TargetHealth)
+            }
+            (None, None) => None,
+        };
     }
     if let Some(compare) = compare {
         // A comparison sends its pairs once each: no retries, no thresholds of its own, and
@@ -389,6 +428,7 @@ mod tests {
             thresholds: None,
             compare: None,
             metric: None,
+            target_health: None,
         }
     }
 

@@ -1,0 +1,123 @@
+//! A fake Elastic Load Balancing v2 (the query protocol, XML answers, as the AWS SDK for Rust
+//! speaks it): target health per target group, and listeners' forward actions.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::aws_fake::{AwsFault, FakeService, Protocol, World};
+
+pub type FakeElb = FakeService<ElbWorld>;
+
+/// One registered target: id, port, state (`healthy`, `unhealthy`, `initial`, `draining`, …),
+/// and the reason code when not healthy.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub id: String,
+    pub port: u16,
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct ElbWorld {
+    /// Target group ARN → its targets.
+    pub targets: BTreeMap<String, Vec<Target>>,
+    /// Listener ARN → its default forward action: target group ARN and weight.
+    pub listeners: BTreeMap<String, Vec<(String, u32)>>,
+}
+
+impl FakeElb {
+    pub async fn start() -> Self {
+        Self::launch(Protocol::AwsQuery, ElbWorld::default()).await
+    }
+
+    /// `states`: one entry per target, e.g. `["healthy", "unhealthy"]`.
+    pub fn set_targets(&self, target_group_arn: &str, states: &[&str]) {
+        self.world(|w| {
+            w.targets.insert(
+                target_group_arn.to_string(),
+                states
+                    .iter()
+                    .enumerate()
+                    .map(|(i, state)| Target {
+                        id: format!("10.0.1.{}", i + 10),
+                        port: 8080,
+                        state: state.to_string(),
+                        reason: (*state != "healthy").then(|| match *state {
+                            "unhealthy" => "Target.ResponseCodeMismatch".to_string(),
+                            "initial" => "Elb.RegistrationInProgress".to_string(),
+                            _ => "Target.NotInUse".to_string(),
+                        }),
+                    })
+                    .collect(),
+            )
+        });
+    }
+
+    pub fn set_listener(&self, listener_arn: &str, forwards: &[(&str, u32)]) {
+        self.world(|w| {
+            w.listeners.insert(
+                listener_arn.to_string(),
+                forwards
+                    .iter()
+                    .map(|(tg, weight)| (tg.to_string(), *weight))
+                    .collect(),
+            )
+        });
+    }
+}
+
+impl World for ElbWorld {
+    fn call(&mut self, operation: &str, input: &Value) -> Result<Value, AwsFault> {
+        match operation {
+            "DescribeTargetHealth" => {
+                let arn = input["TargetGroupArn"].as_str().unwrap_or_default();
+                let targets = self.targets.get(arn).ok_or_else(|| {
+                    AwsFault::new(
+                        400,
+                        "TargetGroupNotFound",
+                        format!("One or more target groups not found: {arn}"),
+                    )
+                })?;
+                let descriptions: Vec<Value> = targets
+                    .iter()
+                    .map(|t| {
+                        let mut health = json!({"State": t.state});
+                        if let Some(reason) = &t.reason {
+                            health["Reason"] = json!(reason);
+                            health["Description"] = json!(format!("{reason} (the fake ELB)"));
+                        }
+                        json!({"Target": {"Id": t.id, "Port": t.port}, "HealthCheckPort": t.port.to_string(), "TargetHealth": health})
+                    })
+                    .collect();
+                Ok(json!({"TargetHealthDescriptions": descriptions}))
+            }
+            "DescribeListeners" => {
+                let arn = input["ListenerArns.member.1"].as_str().unwrap_or_default();
+                let forwards = self.listeners.get(arn).ok_or_else(|| {
+                    AwsFault::new(
+                        400,
+                        "ListenerNotFound",
+                        format!("One or more listeners not found: {arn}"),
+                    )
+                })?;
+                let groups: Vec<Value> = forwards
+                    .iter()
+                    .map(|(tg, weight)| json!({"TargetGroupArn": tg, "Weight": weight}))
+                    .collect();
+                Ok(json!({"Listeners": [{
+                    "ListenerArn": arn,
+                    "Port": 443,
+                    "Protocol": "HTTPS",
+                    "DefaultActions": [{"Type": "forward", "Order": 1, "ForwardConfig": {"TargetGroups": groups}}],
+                }]}))
+            }
+            other => Err(AwsFault::new(
+                400,
+                "InvalidAction",
+                format!("the fake ELB does not implement {other}"),
+            )),
+        }
+    }
+}
