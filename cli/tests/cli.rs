@@ -861,7 +861,8 @@ async fn plan_check_shows_metric_gates_per_codedeploy_hook_and_rejects_request_f
     .await;
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        text(&output.stdout).contains("checks[0].path: a metric or target_health check sends no request to green"),
+        text(&output.stdout)
+            .contains("checks[0].path: a metric or target_health check sends no request to green"),
         "{}",
         text(&output.stdout)
     );

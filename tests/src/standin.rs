@@ -140,6 +140,16 @@ impl AwsStandIn {
         self.server.url()
     }
 
+    /// An SDK configuration that reaches every service of the stand-in, with dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.url())
+            .credentials_provider(aws_credential_types::Credentials::for_tests())
+            .load()
+            .await
+    }
+
     /// Makes `deployment_id` (of checkout/checkout-prod, the sample events' deployment) an ECS
     /// blue/green deployment behind an Application Load Balancer: its group's service and
     /// listeners, its task sets (the replacement labelled Green unless `green_labelled` is false),

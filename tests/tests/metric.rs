@@ -55,12 +55,7 @@ fn event() -> Value {
 }
 
 async fn sdk_config(standin: &AwsStandIn) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(standin.url())
-        .credentials_provider(aws_credential_types::Credentials::for_tests())
-        .load()
-        .await
+    standin.sdk_config().await
 }
 
 async fn standin() -> AwsStandIn {

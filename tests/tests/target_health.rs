@@ -26,12 +26,7 @@ stages:
 "#;
 
 async fn sdk_config(standin: &AwsStandIn) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(standin.url())
-        .credentials_provider(aws_credential_types::Credentials::for_tests())
-        .load()
-        .await
+    standin.sdk_config().await
 }
 
 /// A stand-in with the deployment, green with `green` target states, blue with `blue`, and the

@@ -83,6 +83,13 @@ impl Problems {
         });
     }
 
+    /// Each field given (`(name, given)`) that does not belong where it is: `{at}.{name}: why`.
+    pub(crate) fn refuse(&mut self, at: &str, fields: &[(&str, bool)], why: &str) {
+        for (field, _) in fields.iter().filter(|(_, given)| *given) {
+            self.error(format!("{at}.{field}"), why);
+        }
+    }
+
     /// Reads one object of the plan at `at`, recording what is wrong with it.
     pub(crate) fn read<T: serde::de::DeserializeOwned>(
         &mut self,

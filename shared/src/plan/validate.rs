@@ -133,18 +133,15 @@ pub(super) fn validate(value: Value) -> Result<PlanSpec, PlanError> {
             continue;
         };
         if codedeploy {
-            for (field, given) in [
+            p.refuse(
+                &at,
+                &[
                 ("attempts", doc.attempts.is_some()),
                 ("within", doc.within.is_some()),
                 ("retry_after", doc.retry_after.is_some()),
-            ] {
-                if given {
-                    p.error(
-                        format!("{at}.{field}"),
-                        "CodeDeploy invokes each hook once and waits for one report; attempts, within and retry_after are for ECS stages",
-                    );
-                }
-            }
+                ],
+                "CodeDeploy invokes each hook once and waits for one report; attempts, within and retry_after are for ECS stages",
+            );
         }
         if doc.attempts == Some(0) {
             p.error(format!("{at}.attempts"), "must be at least 1");
@@ -392,23 +389,20 @@ fn validate_checks(
         if metric.is_some() || target_health.is_some() {
             // A metric or target_health check asks CloudWatch or the load balancer, not green:
             // none of a request's fields apply.
-            for (field, given) in [
-                ("method", method.is_some()),
-                ("path", path.is_some()),
-                ("paths", paths.is_some()),
-                ("routes", route_documents.is_some()),
-                ("headers", !headers.is_empty()),
-                ("body", body.is_some()),
-                ("timeout", timeout.is_some()),
-                ("expect", expect.is_some()),
-            ] {
-                if given {
-                    p.error(
-                        format!("{at}.{field}"),
-                        "a metric or target_health check sends no request to green: it asks CloudWatch or the load balancer; remove this field, or make it a check of its own",
-                    );
-                }
-            }
+            p.refuse(
+                &at,
+                &[
+                    ("method", method.is_some()),
+                    ("path", path.is_some()),
+                    ("paths", paths.is_some()),
+                    ("routes", route_documents.is_some()),
+                    ("headers", !headers.is_empty()),
+                    ("body", body.is_some()),
+                    ("timeout", timeout.is_some()),
+                    ("expect", expect.is_some()),
+                ],
+                crate::probe::NOT_A_REQUEST,
+            );
             let fields = crate::probe::Fields {
                 retries,
                 retry_delay,

@@ -221,6 +221,9 @@ pub(crate) struct Fields {
     pub target_health: Option<Value>,
 }
 
+/// Why a field of a request does not belong in a metric or target_health check.
+pub(crate) const NOT_A_REQUEST: &str = "a metric or target_health check sends no request to green: it asks CloudWatch or the load balancer; remove this field, or make it a check of its own";
+
 /// What the plan's `defaults` give every check's probe.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Defaults {
@@ -267,24 +270,21 @@ pub(crate) fn validate(
         target_health,
     } = fields;
     if metric.is_some() || target_health.is_some() {
-        // A metric check asks CloudWatch once: nothing of a request's probe applies.
-        for (field, given) in [
-            ("samples", samples.is_some()),
-            ("thresholds", thresholds.is_some()),
-            ("compare", compare.is_some()),
-            ("retries", retries.is_some()),
-            ("retry_delay", retry_delay.is_some()),
-            ("retry_on", retry_on.is_some()),
-            ("flaky", flaky.is_some()),
-            ("capture", capture.is_some()),
-        ] {
-            if given {
-                p.error(
-                    format!("{at}.{field}"),
-                    "a metric or target_health check sends no request to green: it asks CloudWatch or the load balancer; remove this field",
-                );
-            }
-        }
+        // A metric or target_health check asks once: nothing of a request's probe applies.
+        p.refuse(
+            at,
+            &[
+                ("samples", samples.is_some()),
+                ("thresholds", thresholds.is_some()),
+                ("compare", compare.is_some()),
+                ("retries", retries.is_some()),
+                ("retry_delay", retry_delay.is_some()),
+                ("retry_on", retry_on.is_some()),
+                ("flaky", flaky.is_some()),
+                ("capture", capture.is_some()),
+            ],
+            NOT_A_REQUEST,
+        );
         return match (metric, target_health) {
             (Some(_), Some(_)) => {
                 p.error(
@@ -306,7 +306,9 @@ pub(crate) fn validate(
     if let Some(compare) = compare {
         // A comparison sends its pairs once each: no retries, no thresholds of its own, and
         // nothing captured.
-        for (field, given) in [
+        p.refuse(
+            at,
+            &[
             ("samples", samples.is_some()),
             ("thresholds", thresholds.is_some()),
             ("retries", retries.is_some()),
@@ -314,14 +316,9 @@ pub(crate) fn validate(
             ("retry_on", retry_on.is_some()),
             ("flaky", flaky.is_some()),
             ("capture", capture.is_some()),
-        ] {
-            if given {
-                p.error(
-                    format!("{at}.{field}"),
-                    "a compare check judges blue and green side by side by its own rules (compare.samples, compare.latency, compare.errors, compare.diff); remove this field",
-                );
-            }
-        }
+            ],
+            "a compare check judges blue and green side by side by its own rules (compare.samples, compare.latency, compare.errors, compare.diff); remove this field",
+        );
         return compare::validate(compare, &format!("{at}.compare"), p).map(Probe::Compare);
     }
     let Some(samples) = samples else {
@@ -358,18 +355,15 @@ pub(crate) fn validate(
             "a sampled check is never retried: every sample counts, and its thresholds say how many may fail",
         );
     }
-    for (field, given) in [
+    p.refuse(
+        at,
+        &[
         ("retry_delay", retry_delay.is_some()),
         ("retry_on", retry_on.is_some()),
         ("flaky", flaky.is_some()),
-    ] {
-        if given {
-            p.error(
-                format!("{at}.{field}"),
-                "a sampled check is never retried: every sample counts, and its thresholds say how many may fail",
-            );
-        }
-    }
+        ],
+        "a sampled check is never retried: every sample counts, and its thresholds say how many may fail",
+    );
     for name in capture.iter().flatten().map(|(name, _)| name) {
         p.error(
             format!("{at}.capture.{name}"),
