@@ -9,6 +9,10 @@
 //! balancer) → `ListDeploymentTargets` / `GetDeploymentTarget` (the task set labelled `Green`) →
 //! ECS `DescribeServices` (that task set's target group ARN, with its id). Found once per
 //! invocation; every call is retried until the verification deadline.
+//!
+//! The route to green, when no URL is configured: the group's test listener (production after
+//! the shift) → ELB `DescribeListeners` (protocol, port, load balancer) → `DescribeLoadBalancers`
+//! (its DNS name).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -38,11 +42,18 @@ pub trait FindGreen: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<GreenTargetGroup, String>> + Send + '_>>;
 }
 
-/// The CodeDeploy and ECS clients discovery uses: built on first use, once per process.
+/// The CodeDeploy, ECS and ELB clients discovery uses: built on first use, once per process.
 #[derive(Debug)]
 pub struct DeploymentClients {
-    clients: tokio::sync::OnceCell<(aws_sdk_codedeploy::Client, aws_sdk_ecs::Client)>,
+    clients: tokio::sync::OnceCell<Clients>,
     config: Option<aws_config::SdkConfig>,
+}
+
+#[derive(Debug)]
+struct Clients {
+    codedeploy: aws_sdk_codedeploy::Client,
+    ecs: aws_sdk_ecs::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl DeploymentClients {
@@ -61,27 +72,58 @@ impl DeploymentClients {
         }
     }
 
-    async fn get(&self) -> &(aws_sdk_codedeploy::Client, aws_sdk_ecs::Client) {
+    async fn get(&self) -> &Clients {
         self.clients
             .get_or_init(|| async {
                 let config = match &self.config {
                     Some(config) => config.clone(),
                     None => crate::aws::load_sdk_config().await,
                 };
-                (
-                    crate::codedeploy::client(&config),
-                    crate::aws_client!(aws_sdk_ecs, &config),
-                )
+                Clients {
+                    codedeploy: crate::codedeploy::client(&config),
+                    ecs: crate::aws_client!(aws_sdk_ecs, &config),
+                    elb: crate::aws_client!(aws_sdk_elasticloadbalancingv2, &config),
+                }
             })
             .await
     }
 }
 
-/// Green of one CodeDeploy deployment, found at most once.
+/// What a deployment's group says: its service and its listeners.
+#[derive(Debug, Clone)]
+struct GroupFacts {
+    application: String,
+    group: String,
+    cluster: String,
+    service: String,
+    production_listener: String,
+    test_listener: Option<String>,
+}
+
+/// Which listener a hook verifies through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// The test listener: green before the production shift.
+    Test,
+    /// The production listener: green after the shift.
+    Production,
+}
+
+/// Green of one CodeDeploy deployment (its target group, the routes to it), each found at most
+/// once.
 pub struct CodeDeployGreen {
     clients: Arc<DeploymentClients>,
     deployment_id: String,
+    group: tokio::sync::OnceCell<Result<GroupFacts, String>>,
     found: tokio::sync::OnceCell<Result<GreenTargetGroup, String>>,
+}
+
+fn refused(call: &str, permission: &str, e: crate::aws::AwsError) -> String {
+    if e.is_access_denied() {
+        format!("{call} was refused ({e}): the function's role needs {permission}")
+    } else {
+        format!("{call}: {e}")
+    }
 }
 
 impl CodeDeployGreen {
@@ -89,25 +131,26 @@ impl CodeDeployGreen {
         CodeDeployGreen {
             clients,
             deployment_id: deployment_id.to_string(),
+            group: tokio::sync::OnceCell::new(),
             found: tokio::sync::OnceCell::new(),
         }
     }
 
-    async fn look_up(&self, deadline: Deadline) -> Result<GreenTargetGroup, String> {
-        let (codedeploy, ecs) = self.clients.get().await;
+    async fn group(&self, deadline: Deadline) -> Result<GroupFacts, String> {
+        self.group
+            .get_or_init(|| self.look_up_group(deadline))
+            .await
+            .clone()
+    }
+
+    async fn look_up_group(&self, deadline: Deadline) -> Result<GroupFacts, String> {
+        let codedeploy = &self.clients.get().await.codedeploy;
         let id = self.deployment_id.as_str();
-        let denied = |call: &str, permission: &str, e: crate::aws::AwsError| {
-            if e.is_access_denied() {
-                format!("{call} was refused ({e}): the function's role needs {permission}")
-            } else {
-                format!("{call}: {e}")
-            }
-        };
         let deployment = call_until("GetDeployment", deadline, || {
             codedeploy.get_deployment().deployment_id(id).send()
         })
         .await
-        .map_err(|e| denied("GetDeployment", "codedeploy:GetDeployment", e))?;
+        .map_err(|e| refused("GetDeployment", "codedeploy:GetDeployment", e))?;
         let info = deployment
             .deployment_info()
             .ok_or_else(|| format!("GetDeployment told nothing of deployment {id}"))?;
@@ -126,21 +169,22 @@ impl CodeDeployGreen {
                 .send()
         })
         .await
-        .map_err(|e| denied("GetDeploymentGroup", "codedeploy:GetDeploymentGroup", e))?;
+        .map_err(|e| refused("GetDeploymentGroup", "codedeploy:GetDeploymentGroup", e))?;
         let group_info = group_info
             .deployment_group_info()
             .ok_or_else(|| format!("GetDeploymentGroup told nothing of {application}/{group}"))?;
-        let listener = group_info
+        let pair = group_info
             .load_balancer_info()
-            .and_then(|lb| lb.target_group_pair_info_list().first())
-            .and_then(|pair| pair.prod_traffic_route())
-            .and_then(|route| route.listener_arns().first())
+            .and_then(|lb| lb.target_group_pair_info_list().first());
+        let listener = |route: Option<&aws_sdk_codedeploy::types::TrafficRoute>| {
+            route
+                .and_then(|r| r.listener_arns().first())
+                .map(String::to_string)
+        };
+        let production_listener = listener(pair.and_then(|p| p.prod_traffic_route()))
             .ok_or_else(|| {
-                format!("deployment group {application}/{group} has no target group pair with a production listener (an ECS blue/green group behind an Application Load Balancer has one)")
+                format!("deployment group {application}/{group} has no target group pair with a production listener (an ECS blue/green group behind a load balancer has one)")
             })?;
-        let load_balancer = load_balancer_of_listener(listener).ok_or_else(|| {
-            format!("the production listener {listener} is not an Application Load Balancer's (its metrics are not in AWS/ApplicationELB)")
-        })?;
         let service = group_info.ecs_services().first().ok_or_else(|| {
             format!("deployment group {application}/{group} names no ECS service")
         })?;
@@ -150,6 +194,27 @@ impl CodeDeployGreen {
                 "deployment group {application}/{group} names no ECS cluster and service"
             ));
         };
+        Ok(GroupFacts {
+            application: application.to_string(),
+            group: group.to_string(),
+            cluster: cluster.to_string(),
+            service: service.to_string(),
+            production_listener,
+            test_listener: listener(pair.and_then(|p| p.test_traffic_route())),
+        })
+    }
+
+    async fn look_up(&self, deadline: Deadline) -> Result<GreenTargetGroup, String> {
+        let facts = self.group(deadline).await?;
+        let Clients {
+            codedeploy, ecs, ..
+        } = self.clients.get().await;
+        let id = self.deployment_id.as_str();
+        let listener = &facts.production_listener;
+        let load_balancer = load_balancer_of_listener(listener).ok_or_else(|| {
+            format!("the production listener {listener} is not an Application Load Balancer's (its metrics are not in AWS/ApplicationELB)")
+        })?;
+        let (cluster, service) = (facts.cluster.as_str(), facts.service.as_str());
         let targets = call_until("ListDeploymentTargets", deadline, || {
             codedeploy
                 .list_deployment_targets()
@@ -158,7 +223,7 @@ impl CodeDeployGreen {
         })
         .await
         .map_err(|e| {
-            denied(
+            refused(
                 "ListDeploymentTargets",
                 "codedeploy:ListDeploymentTargets",
                 e,
@@ -176,7 +241,7 @@ impl CodeDeployGreen {
                 .send()
         })
         .await
-        .map_err(|e| denied("GetDeploymentTarget", "codedeploy:GetDeploymentTarget", e))?;
+        .map_err(|e| refused("GetDeploymentTarget", "codedeploy:GetDeploymentTarget", e))?;
         let green_task_set = target
             .deployment_target()
             .and_then(|t| t.ecs_target())
@@ -196,7 +261,7 @@ impl CodeDeployGreen {
                 .send()
         })
         .await
-        .map_err(|e| denied("DescribeServices", "ecs:DescribeServices", e))?;
+        .map_err(|e| refused("DescribeServices", "ecs:DescribeServices", e))?;
         let target_group_arn = services
             .services()
             .iter()
@@ -219,8 +284,83 @@ impl CodeDeployGreen {
             target_group,
             load_balancer,
             target_group_arn: target_group_arn.to_string(),
-            production_listener_arn: listener.to_string(),
+            production_listener_arn: listener.clone(),
         })
+    }
+
+    /// The URL a hook reaches green through: the deployment group's test listener (or, after the
+    /// shift, its production listener), as the load balancer names it: `http://DNS:PORT`. A test
+    /// route that is the production listener is refused: before the shift it reaches blue.
+    pub async fn route(&self, route: Route, deadline: Deadline) -> Result<String, String> {
+        let facts = self.group(deadline).await?;
+        let (application, group) = (&facts.application, &facts.group);
+        let listener = match route {
+            Route::Production => facts.production_listener.clone(),
+            Route::Test => match &facts.test_listener {
+                None => return Err(format!("deployment group {application}/{group} has no test listener (testTrafficRoute), so nothing reaches green before the shift: add one to the group, or set GREENLIGHT_TEST_URL")),
+                Some(test) if *test == facts.production_listener => return Err(format!("deployment group {application}/{group}'s test listener is its production listener ({test}), which reaches blue until the shift: give the group a test listener of its own")),
+                Some(test) => test.clone(),
+            },
+        };
+        let elb = &self.clients.get().await.elb;
+        let listeners = call_until("DescribeListeners", deadline, || {
+            elb.describe_listeners().listener_arns(&listener).send()
+        })
+        .await
+        .map_err(|e| {
+            refused(
+                "DescribeListeners",
+                "elasticloadbalancing:DescribeListeners",
+                e,
+            )
+        })?;
+        let found = listeners
+            .listeners()
+            .first()
+            .ok_or_else(|| format!("the load balancer does not know listener {listener}"))?;
+        let scheme = match found.protocol().map(|p| p.as_str()) {
+            Some("HTTPS") => "https",
+            Some("HTTP") => "http",
+            other => {
+                return Err(format!(
+                    "listener {listener} speaks {}, not HTTP or HTTPS: set GREENLIGHT_TEST_URL to reach green",
+                    other.unwrap_or("an unknown protocol")
+                ))
+            }
+        };
+        let port = found
+            .port()
+            .ok_or_else(|| format!("listener {listener} has no port"))?;
+        let balancer_arn = found
+            .load_balancer_arn()
+            .ok_or_else(|| format!("listener {listener} names no load balancer"))?;
+        let balancers = call_until("DescribeLoadBalancers", deadline, || {
+            elb.describe_load_balancers()
+                .load_balancer_arns(balancer_arn)
+                .send()
+        })
+        .await
+        .map_err(|e| {
+            refused(
+                "DescribeLoadBalancers",
+                "elasticloadbalancing:DescribeLoadBalancers",
+                e,
+            )
+        })?;
+        let dns = balancers
+            .load_balancers()
+            .first()
+            .and_then(|b| b.dns_name())
+            .ok_or_else(|| format!("load balancer {balancer_arn} has no DNS name"))?;
+        let url = format!("{scheme}://{dns}:{port}");
+        tracing::info!(
+            deployment_id = self.deployment_id,
+            route = ?route,
+            listener,
+            url,
+            "found the route to green"
+        );
+        Ok(url)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::codedeploy::{
 use crate::continuation::{Continue, Progress, SelfInvoke, MAX_HOPS};
 use crate::deadline::Deadline;
 use crate::env::Env;
-use crate::green::{CodeDeployGreen, DeploymentClients};
+use crate::green::{CodeDeployGreen, DeploymentClients, Route};
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::probe::target_health::{ElbLoadBalancers, LoadBalancers};
@@ -68,7 +68,7 @@ pub struct HookResponse {
 /// A CodeDeploy hook function, set up once per process and reused for every invocation.
 pub struct CodeDeployHook {
     lifecycle_event: String,
-    setup: Result<(Tools, Arc<Plan>), String>,
+    setup: Result<(Tools, Staged), String>,
     /// For plans that name `target_group: green`: the clients that find it, per deployment.
     deployments: Option<Arc<DeploymentClients>>,
     reporter: Prepared<CodeDeployReporter>,
@@ -82,6 +82,61 @@ pub struct CodeDeployHook {
 const JUDGING_TIME: Duration = Duration::from_secs(3);
 /// A verification continues in a new invocation this long before it must report.
 const HAND_OVER_MARGIN: Duration = Duration::from_secs(2);
+
+/// A hook's plan: resolved once, or, when no URL reaches green, resolved per deployment for the
+/// route found from it.
+pub enum Staged {
+    Ready(Arc<Plan>),
+    FindRoute(Box<FindRoute>),
+}
+
+/// No `GREENLIGHT_TEST_URL` (after the shift: `GREENLIGHT_PRODUCTION_URL`) and no target in the
+/// plan: the route to green is found from each deployment, and the plan resolved against it.
+pub struct FindRoute {
+    spec: crate::plan::PlanSpec,
+    env: Env,
+    lifecycle_event: String,
+    route: Route,
+    /// The plan resolved for the last route found (a function serves one deployment group).
+    resolved: std::sync::Mutex<Option<(String, Arc<Plan>)>>,
+}
+
+impl FindRoute {
+    fn plan_for(&self, url: &str) -> Result<Arc<Plan>, String> {
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, plan)) = resolved.as_ref() {
+            if known == url {
+                return Ok(plan.clone());
+            }
+        }
+        let setting = Setting::new(
+            url,
+            match self.route {
+                Route::Test => "the deployment's test listener",
+                Route::Production => "the deployment's production listener",
+            },
+        );
+        let plan = self
+            .spec
+            .for_stage(
+                &self.lifecycle_event,
+                self.route == Route::Production,
+                Some(&setting),
+                Some(&setting),
+                &self.env,
+            )
+            .unwrap_or_else(|| {
+                Err(PlanError::Source(format!(
+                    "the plan has no checks for {}",
+                    self.lifecycle_event
+                )))
+            })
+            .map(Arc::new)
+            .map_err(|e| e.to_string())?;
+        *resolved = Some((url.to_string(), plan.clone()));
+        Ok(plan)
+    }
+}
 
 /// The lifecycle event that verifies production after the shift.
 pub const AFTER_ALLOW_TRAFFIC: &str = "AfterAllowTraffic";
@@ -102,9 +157,8 @@ impl CodeDeployHook {
             None,
         );
         hook.notifier = crate::notify::Notifier::from_env(&env);
-        if hook.waits() {
-            hook.continuation = SelfInvoke::from_env().map(|c| Arc::new(c) as Arc<dyn Continue>);
-        }
+        // Its client is built only when a bake outlasts an invocation.
+        hook.continuation = SelfInvoke::from_env().map(|c| Arc::new(c) as Arc<dyn Continue>);
         hook
     }
 
@@ -112,11 +166,6 @@ impl CodeDeployHook {
     pub fn continuing(mut self, continuation: Arc<dyn Continue>) -> Self {
         self.continuation = Some(continuation);
         self
-    }
-
-    /// The plan has a metric check that waits.
-    fn waits(&self) -> bool {
-        matches!(&self.setup, Ok((_, plan)) if plan.longest_wait().is_some())
     }
 
     /// The hook with the plan `env` gives `lifecycle_event` (its own `stages:` entry, else the
@@ -142,7 +191,12 @@ impl CodeDeployHook {
         plan: Result<Plan, PlanError>,
     ) -> Self {
         let reporter = Prepared::Ready(CodeDeployReporter::new(sdk_config));
-        Self::with_reporter(lifecycle_event, reporter, plan, Some(sdk_config))
+        Self::with_reporter(
+            lifecycle_event,
+            reporter,
+            plan.map(|p| StagePlan::Ready(Box::new(p))),
+            Some(sdk_config),
+        )
     }
 
     /// Announces Failed verdicts on this topic.
@@ -154,12 +208,35 @@ impl CodeDeployHook {
     fn with_reporter(
         lifecycle_event: &str,
         reporter: Prepared<CodeDeployReporter>,
-        plan: Result<Plan, PlanError>,
+        plan: Result<StagePlan, PlanError>,
         sdk_config: Option<&aws_config::SdkConfig>,
     ) -> Self {
         let mut deployments = None;
+        let deployment_clients = || {
+            Some(Arc::new(match sdk_config {
+                Some(config) => DeploymentClients::new(config),
+                None => DeploymentClients::from_env(),
+            }))
+        };
         let setup = match (plan, crate::http::build_check_client()) {
-            (Ok(plan), Ok(client)) => {
+            (Ok(StagePlan::FindRoute(find)), Ok(client)) => {
+                tracing::info!(lifecycle_event, route = ?find.route, "no URL reaches green: the route will be found from each deployment");
+                // Every source, each built on first use: which checks run is known only once
+                // the plan is resolved for the route.
+                let tools = Tools::http(client)
+                    .with_metrics(match sdk_config {
+                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
+                        None => Arc::new(CloudWatchMetrics::from_env()),
+                    })
+                    .with_load_balancers(match sdk_config {
+                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
+                        None => Arc::new(ElbLoadBalancers::from_env()),
+                    });
+                deployments = deployment_clients();
+                Ok((tools, Staged::FindRoute(find)))
+            }
+            (Ok(StagePlan::Ready(plan)), Ok(client)) => {
+                let plan = *plan;
                 tracing::info!(lifecycle_event, checks = plan.checks.len(), "plan loaded");
                 for warning in &plan.warnings {
                     tracing::warn!(lifecycle_event, warning = %warning, "plan warning");
@@ -182,12 +259,9 @@ impl CodeDeployHook {
                     tools = tools.with_load_balancers(load_balancers);
                 }
                 if plan.uses_green_target_group() {
-                    deployments = Some(Arc::new(match sdk_config {
-                        Some(config) => DeploymentClients::new(config),
-                        None => DeploymentClients::from_env(),
-                    }));
+                    deployments = deployment_clients();
                 }
-                Ok((tools, Arc::new(plan)))
+                Ok((tools, Staged::Ready(Arc::new(plan))))
             }
             (Err(e), _) => {
                 tracing::error!(lifecycle_event, error = %e, "the plan is unusable; every deployment will be reported Failed until it is fixed");
@@ -220,18 +294,32 @@ impl CodeDeployHook {
         tracing::info!(lifecycle_event = %self.lifecycle_event, deployment_id, remaining_ms = lambda.remaining().as_millis() as u64, "verifying green");
 
         let progress = Progress::of(&payload, now_ms());
-        let verdict = match &self.setup {
-            Err(problem) => Verdict::not_run(problem.clone()),
+        let green = self
+            .deployments
+            .as_ref()
+            .map(|clients| Arc::new(CodeDeployGreen::new(clients.clone(), &deployment_id)));
+        let prepared = match &self.setup {
+            Err(problem) => Err(problem.clone()),
+            Ok((tools, Staged::Ready(plan))) => Ok((tools, plan.clone())),
+            Ok((tools, Staged::FindRoute(find))) => match &green {
+                Some(green) => green
+                    .route(find.route, report_by)
+                    .await
+                    .map_err(|e| format!("no URL reaches green (GREENLIGHT_TEST_URL, GREENLIGHT_PRODUCTION_URL or the plan's target), and it could not be found from the deployment: {e}"))
+                    .and_then(|url| find.plan_for(&url))
+                    .map(|plan| (tools, plan)),
+                None => Err("no URL reaches green, and nothing can find it".into()),
+            },
+        };
+        let verdict = match prepared {
+            Err(problem) => Verdict::not_run(problem),
             Ok((tools, plan)) => {
                 let mut tools = tools.clone().started_at(progress.started());
-                if let Some(clients) = &self.deployments {
-                    tools = tools.with_green(Arc::new(CodeDeployGreen::new(
-                        clients.clone(),
-                        &deployment_id,
-                    )));
+                if let Some(green) = &green {
+                    tools = tools.with_green(green.clone());
                 }
                 match self
-                    .bake(tools, plan, progress, &payload, lambda, report_by)
+                    .bake(tools, &plan, progress, &payload, lambda, report_by)
                     .await
                 {
                     Baked::Verdict(verdict) => verdict,
@@ -297,15 +385,54 @@ impl CodeDeployHook {
     }
 }
 
-/// The plan `lifecycle_event` runs, from the settings in `env`.
-fn stage_plan(lifecycle_event: &str, env: &Env) -> Result<Plan, PlanError> {
+/// What a hook's settings give it: a plan, or a plan to resolve per deployment.
+pub enum StagePlan {
+    Ready(Box<Plan>),
+    FindRoute(Box<FindRoute>),
+}
+
+/// The plan `lifecycle_event` runs, from the settings in `env`. When no URL reaches green (no
+/// `GREENLIGHT_TEST_URL`, or `GREENLIGHT_PRODUCTION_URL` after the shift, no target in the plan or
+/// the stage) and the stage's checks ask green over HTTP, the route is found from each deployment;
+/// without any plan at all, that route gets the default plan.
+fn stage_plan(lifecycle_event: &str, env: &Env) -> Result<StagePlan, PlanError> {
     let settings = PlanSettings::from_env(env)?;
     let production_url = env
         .setting("GREENLIGHT_PRODUCTION_URL")
         .map_err(|e| PlanError::Source(e.to_string()))?
         .map(|url| Setting::new(url, "GREENLIGHT_PRODUCTION_URL"));
-    let spec = settings.load_spec()?;
     let production = lifecycle_event == AFTER_ALLOW_TRAFFIC;
+    let configured = if production {
+        production_url.is_some()
+    } else {
+        settings.test_url.is_some()
+    };
+    let spec = match settings.load_spec() {
+        // Nothing configured but where green is: the default plan (GET it, expect 200-399).
+        Err(PlanError::Missing) => crate::plan::PlanSpec::default_plan(),
+        other => other?,
+    };
+    let stage = spec.stages.get(lifecycle_event);
+    let checks = stage
+        .and_then(|s| s.checks.as_ref())
+        .unwrap_or(&spec.checks);
+    let needs_route = !configured
+        && spec.target.is_none()
+        && stage.and_then(|s| s.target.as_ref()).is_none()
+        && checks.iter().any(|c| c.probe.asks_over_http());
+    if needs_route {
+        return Ok(StagePlan::FindRoute(Box::new(FindRoute {
+            spec,
+            env: env.clone(),
+            lifecycle_event: lifecycle_event.to_string(),
+            route: if production {
+                Route::Production
+            } else {
+                Route::Test
+            },
+            resolved: std::sync::Mutex::new(None),
+        })));
+    }
     spec.for_stage(
         lifecycle_event,
         production,
@@ -323,6 +450,7 @@ fn stage_plan(lifecycle_event: &str, env: &Env) -> Result<Plan, PlanError> {
             }
         )))
     })
+    .map(|plan| StagePlan::Ready(Box::new(plan)))
 }
 
 /// How a verification with waits ended in one invocation.

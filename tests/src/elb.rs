@@ -25,6 +25,10 @@ pub struct ElbWorld {
     pub targets: BTreeMap<String, Vec<Target>>,
     /// Listener ARN → its default forward action: target group ARN and weight.
     pub listeners: BTreeMap<String, Vec<(String, u32)>>,
+    /// Listener ARN → protocol, port and load balancer ARN.
+    pub addresses: BTreeMap<String, (String, u16, String)>,
+    /// Load balancer ARN → DNS name.
+    pub balancers: BTreeMap<String, String>,
 }
 
 impl FakeElb {
@@ -52,6 +56,25 @@ impl FakeElb {
                     })
                     .collect(),
             )
+        });
+    }
+
+    /// Where a listener answers: `protocol` (`HTTP`, `HTTPS`, `TCP`) on `port` of a load balancer
+    /// whose DNS name is `dns`.
+    pub fn set_listener_address(&self, listener_arn: &str, protocol: &str, port: u16, dns: &str) {
+        let balancer = listener_arn
+            .split_once(":listener/")
+            .map(|(head, path)| {
+                let parts: Vec<&str> = path.split('/').take(3).collect();
+                format!("{head}:loadbalancer/{}", parts.join("/"))
+            })
+            .unwrap_or_default();
+        self.world(|w| {
+            w.addresses.insert(
+                listener_arn.to_string(),
+                (protocol.to_string(), port, balancer.clone()),
+            );
+            w.balancers.insert(balancer, dns.to_string());
         });
     }
 
@@ -95,23 +118,45 @@ impl World for ElbWorld {
             }
             "DescribeListeners" => {
                 let arn = input["ListenerArns.member.1"].as_str().unwrap_or_default();
-                let forwards = self.listeners.get(arn).ok_or_else(|| {
-                    AwsFault::new(
+                let forwards = self.listeners.get(arn);
+                let address = self.addresses.get(arn);
+                if forwards.is_none() && address.is_none() {
+                    return Err(AwsFault::new(
                         400,
                         "ListenerNotFound",
                         format!("One or more listeners not found: {arn}"),
-                    )
-                })?;
+                    ));
+                }
                 let groups: Vec<Value> = forwards
-                    .iter()
+                    .into_iter()
+                    .flatten()
                     .map(|(tg, weight)| json!({"TargetGroupArn": tg, "Weight": weight}))
                     .collect();
+                let (protocol, port, balancer) = address
+                    .cloned()
+                    .unwrap_or_else(|| ("HTTPS".into(), 443, String::new()));
                 Ok(json!({"Listeners": [{
                     "ListenerArn": arn,
-                    "Port": 443,
-                    "Protocol": "HTTPS",
+                    "LoadBalancerArn": balancer,
+                    "Port": port,
+                    "Protocol": protocol,
                     "DefaultActions": [{"Type": "forward", "Order": 1, "ForwardConfig": {"TargetGroups": groups}}],
                 }]}))
+            }
+            "DescribeLoadBalancers" => {
+                let arn = input["LoadBalancerArns.member.1"]
+                    .as_str()
+                    .unwrap_or_default();
+                let dns = self.balancers.get(arn).ok_or_else(|| {
+                    AwsFault::new(
+                        400,
+                        "LoadBalancerNotFound",
+                        format!("One or more load balancers not found: {arn}"),
+                    )
+                })?;
+                Ok(
+                    json!({"LoadBalancers": [{"LoadBalancerArn": arn, "DNSName": dns, "Type": "application", "Scheme": "internal"}]}),
+                )
             }
             other => Err(AwsFault::new(
                 400,

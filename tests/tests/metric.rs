@@ -227,7 +227,7 @@ async fn a_wait_longer_than_the_invocation_is_reported_at_once_with_what_to_chan
 }
 
 #[tokio::test]
-async fn after_allow_traffic_without_a_production_url_or_metric_checks_says_what_to_set() {
+async fn after_allow_traffic_without_a_production_url_looks_for_it_and_says_what_to_set() {
     let standin = standin().await;
     let env = Env::from_pairs([(
         "GREENLIGHT_PLAN",
@@ -239,7 +239,7 @@ async fn after_allow_traffic_without_a_production_url_or_metric_checks_says_what
     assert_eq!(standin.codedeploy.reported_statuses(), vec!["Failed"]);
     assert!(
         response["reason"].as_str().unwrap().contains(
-            "AfterAllowTraffic verifies production after the shift: set GREENLIGHT_PRODUCTION_URL"
+            "no URL reaches green (GREENLIGHT_TEST_URL, GREENLIGHT_PRODUCTION_URL or the plan's target), and it could not be found from the deployment"
         ),
         "{response:#}"
     );

@@ -163,6 +163,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "lambda:InvokeFunction",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeLoadBalancers",
             ]),
         ),
         (
@@ -179,6 +180,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "lambda:InvokeFunction",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeLoadBalancers",
             ]),
         ),
         (
@@ -195,6 +197,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "lambda:InvokeFunction",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeLoadBalancers",
             ]),
         ),
         (
