@@ -126,6 +126,28 @@ pub fn all() -> Vec<Target> {
             run: alarm_event,
         },
         Target {
+            name: "service-plans",
+            about: "GREENLIGHT_PLANS: a plan per service, and which service gets which",
+            seeds: || {
+                words(&[
+                    "checkout/checkout-prod: {version: 1, checks: [{name: h, path: /health}]}\n'payments/*': {file: /nonexistent}\nsearch/prod: \"version: 1\\nchecks: [{name: v, path: /v}]\"\n",
+                    "{\"a/b\": {\"version\": 1, \"checks\": [{\"name\": \"x\", \"path\": \"/\"}]}, \"a/*\": \"version: 2\"}",
+                ])
+            },
+            dictionary: &[
+                "/",
+                "*",
+                "version: 1",
+                "checks:",
+                "file:",
+                "{",
+                "}",
+                "\"",
+                "\n",
+            ],
+            run: service_plans,
+        },
+        Target {
             name: "alarm-mapping",
             about: "GREENLIGHT_ALARM_TARGETS",
             seeds: || {
@@ -535,6 +557,35 @@ fn alarm_event(input: &[u8], _: u64) {
     if let Ok(event) = greenlight::alarm::parse_alarm_event(&value) {
         assert!(!event.alarm_name.is_empty());
         let _ = event.is_alarm();
+    }
+}
+
+fn service_plans(input: &[u8], seed: u64) {
+    use greenlight::plan::services::ServicePlans;
+    let text = String::from_utf8_lossy(input);
+    let Ok(plans) = ServicePlans::parse(&text) else {
+        return;
+    };
+    let mut rng = Rng::new(seed);
+    let service: String = text
+        .chars()
+        .skip(rng.below(text.len() + 1))
+        .take(rng.below(24))
+        .collect();
+    if let Some(i) = plans.find(&service) {
+        // The entry chosen names the service: exactly, or by its prefix before the `*`.
+        let pattern = &plans.entries[i].pattern;
+        match pattern.strip_suffix('*') {
+            Some(prefix) => assert!(service.starts_with(prefix), "{pattern} for {service}"),
+            None => assert_eq!(pattern, &service),
+        }
+    }
+    for entry in &plans.entries {
+        assert!(entry.pattern.contains('/'), "{}", entry.pattern);
+        assert!(entry
+            .pattern
+            .find('*')
+            .is_none_or(|at| at == entry.pattern.len() - 1));
     }
 }
 

@@ -136,6 +136,26 @@ impl CodeDeployGreen {
         }
     }
 
+    /// The deployment's `APPLICATION/GROUP` (`GetDeployment` only).
+    pub async fn service(&self, deadline: Deadline) -> Result<String, String> {
+        let codedeploy = &self.clients.get().await.codedeploy;
+        let id = self.deployment_id.as_str();
+        let deployment = call_until("GetDeployment", deadline, || {
+            codedeploy.get_deployment().deployment_id(id).send()
+        })
+        .await
+        .map_err(|e| refused("GetDeployment", "codedeploy:GetDeployment", e))?;
+        match deployment
+            .deployment_info()
+            .map(|info| (info.application_name(), info.deployment_group_name()))
+        {
+            Some((Some(application), Some(group))) => Ok(format!("{application}/{group}")),
+            _ => Err(format!(
+                "deployment {id} names no application and deployment group"
+            )),
+        }
+    }
+
     async fn group(&self, deadline: Deadline) -> Result<GroupFacts, String> {
         self.group
             .get_or_init(|| self.look_up_group(deadline))

@@ -18,6 +18,7 @@ use crate::continuation::{Continue, Progress, SelfInvoke, MAX_HOPS};
 use crate::deadline::Deadline;
 use crate::env::Env;
 use crate::green::{CodeDeployGreen, DeploymentClients, Route};
+use crate::plan::services::{best_match, ServicePlans};
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::probe::target_health::{ElbLoadBalancers, LoadBalancers};
@@ -68,9 +69,14 @@ pub struct HookResponse {
 /// A CodeDeploy hook function, set up once per process and reused for every invocation.
 pub struct CodeDeployHook {
     lifecycle_event: String,
-    setup: Result<(Tools, Staged), String>,
-    /// For plans that name `target_group: green`: the clients that find it, per deployment.
-    deployments: Option<Arc<DeploymentClients>>,
+    /// The plan of every deployment (or of those `GREENLIGHT_PLANS` does not name).
+    plans: PlanSetup,
+    /// `GREENLIGHT_PLANS`: a service's own plan, by `APPLICATION/GROUP` pattern.
+    services: Vec<(String, PlanSetup)>,
+    /// Reads which service a deployment is, when `services` is not empty.
+    service_lookup: Option<Arc<DeploymentClients>>,
+    /// The HTTP client every plan's checks share.
+    client: Result<reqwest::Client, String>,
     reporter: Prepared<CodeDeployReporter>,
     /// Where Failed verdicts are announced (`GREENLIGHT_NOTIFY_TOPIC_ARN`).
     notifier: Option<Prepared<crate::notify::Notifier>>,
@@ -82,6 +88,86 @@ pub struct CodeDeployHook {
 const JUDGING_TIME: Duration = Duration::from_secs(3);
 /// A verification continues in a new invocation this long before it must report.
 const HAND_OVER_MARGIN: Duration = Duration::from_secs(2);
+
+/// What one plan gives a hook: its tools and plan (or why it is unusable), and the clients that
+/// find green from a deployment when the plan needs them.
+struct PlanSetup {
+    setup: Result<(Tools, Staged), String>,
+    deployments: Option<Arc<DeploymentClients>>,
+}
+
+impl PlanSetup {
+    /// `client` is the one HTTP client of the process, shared by every plan (each client holds
+    /// its own TLS configuration: hundreds would not fit in 128 MB).
+    fn prepare(
+        lifecycle_event: &str,
+        plan: Result<StagePlan, PlanError>,
+        client: &Result<reqwest::Client, String>,
+        sdk_config: Option<&aws_config::SdkConfig>,
+    ) -> Self {
+        let mut deployments = None;
+        let deployment_clients = || Some(Arc::new(deployment_clients(sdk_config)));
+        let setup = match (plan, client.clone()) {
+            (Ok(StagePlan::FindRoute(find)), Ok(client)) => {
+                tracing::info!(lifecycle_event, route = ?find.route, "no URL reaches green: the route will be found from each deployment");
+                // Every source, each built on first use: which checks run is known only once
+                // the plan is resolved for the route.
+                let tools = Tools::http(client)
+                    .with_metrics(match sdk_config {
+                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
+                        None => Arc::new(CloudWatchMetrics::from_env()),
+                    })
+                    .with_load_balancers(match sdk_config {
+                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
+                        None => Arc::new(ElbLoadBalancers::from_env()),
+                    });
+                deployments = deployment_clients();
+                Ok((tools, Staged::FindRoute(find)))
+            }
+            (Ok(StagePlan::Ready(plan)), Ok(client)) => {
+                let plan = *plan;
+                tracing::info!(lifecycle_event, checks = plan.checks.len(), "plan loaded");
+                for warning in &plan.warnings {
+                    tracing::warn!(lifecycle_event, warning = %warning, "plan warning");
+                }
+                // CloudWatch only for plans that read metrics: the others start no AWS client
+                // beyond the reporter's.
+                let mut tools = Tools::http(client);
+                if plan.reads_metrics() {
+                    let metrics: Arc<dyn MetricSource> = match sdk_config {
+                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
+                        None => Arc::new(CloudWatchMetrics::from_env()),
+                    };
+                    tools = tools.with_metrics(metrics);
+                }
+                if plan.asks_load_balancer() {
+                    let load_balancers: Arc<dyn LoadBalancers> = match sdk_config {
+                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
+                        None => Arc::new(ElbLoadBalancers::from_env()),
+                    };
+                    tools = tools.with_load_balancers(load_balancers);
+                }
+                if plan.uses_green_target_group() {
+                    deployments = deployment_clients();
+                }
+                Ok((tools, Staged::Ready(Arc::new(plan))))
+            }
+            (Err(e), _) => {
+                tracing::error!(lifecycle_event, error = %e, "the plan is unusable; every deployment will be reported Failed until it is fixed");
+                Err(e.to_string())
+            }
+            (_, Err(e)) => Err(e),
+        };
+        PlanSetup { setup, deployments }
+    }
+}
+
+fn deployment_clients(sdk_config: Option<&aws_config::SdkConfig>) -> DeploymentClients {
+    match sdk_config {
+        Some(config) => DeploymentClients::new(config),
+        None => DeploymentClients::from_env(),
+    }
+}
 
 /// A hook's plan: resolved once, or, when no URL reaches green, resolved per deployment for the
 /// route found from it.
@@ -155,7 +241,8 @@ impl CodeDeployHook {
             reporter,
             stage_plan(lifecycle_event, &env),
             None,
-        );
+        )
+        .with_services(&env, None);
         hook.notifier = crate::notify::Notifier::from_env(&env);
         // Its client is built only when a bake outlasts an invocation.
         hook.continuation = SelfInvoke::from_env().map(|c| Arc::new(c) as Arc<dyn Continue>);
@@ -183,6 +270,39 @@ impl CodeDeployHook {
             stage_plan(lifecycle_event, env),
             Some(sdk_config),
         )
+        .with_services(env, Some(sdk_config))
+    }
+
+    /// `GREENLIGHT_PLANS` from `env`: each service's plan, prepared now; a mapping that cannot be
+    /// read fails every deployment with the reason.
+    fn with_services(mut self, env: &Env, sdk_config: Option<&aws_config::SdkConfig>) -> Self {
+        match ServicePlans::from_env(env) {
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "GREENLIGHT_PLANS is unusable; every deployment will be reported Failed until it is fixed");
+                self.plans = PlanSetup {
+                    setup: Err(e.to_string()),
+                    deployments: None,
+                };
+            }
+            Ok(Some(plans)) => {
+                self.service_lookup = Some(Arc::new(deployment_clients(sdk_config)));
+                for entry in plans.entries {
+                    let staged = entry
+                        .spec
+                        .and_then(|spec| stage_plan_of(&self.lifecycle_event, spec, env, true));
+                    tracing::info!(
+                        service = entry.pattern,
+                        usable = staged.is_ok(),
+                        "service plan"
+                    );
+                    let setup =
+                        PlanSetup::prepare(&self.lifecycle_event, staged, &self.client, sdk_config);
+                    self.services.push((entry.pattern, setup));
+                }
+            }
+        }
+        self
     }
 
     pub fn new(
@@ -211,68 +331,15 @@ impl CodeDeployHook {
         plan: Result<StagePlan, PlanError>,
         sdk_config: Option<&aws_config::SdkConfig>,
     ) -> Self {
-        let mut deployments = None;
-        let deployment_clients = || {
-            Some(Arc::new(match sdk_config {
-                Some(config) => DeploymentClients::new(config),
-                None => DeploymentClients::from_env(),
-            }))
-        };
-        let setup = match (plan, crate::http::build_check_client()) {
-            (Ok(StagePlan::FindRoute(find)), Ok(client)) => {
-                tracing::info!(lifecycle_event, route = ?find.route, "no URL reaches green: the route will be found from each deployment");
-                // Every source, each built on first use: which checks run is known only once
-                // the plan is resolved for the route.
-                let tools = Tools::http(client)
-                    .with_metrics(match sdk_config {
-                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
-                        None => Arc::new(CloudWatchMetrics::from_env()),
-                    })
-                    .with_load_balancers(match sdk_config {
-                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
-                        None => Arc::new(ElbLoadBalancers::from_env()),
-                    });
-                deployments = deployment_clients();
-                Ok((tools, Staged::FindRoute(find)))
-            }
-            (Ok(StagePlan::Ready(plan)), Ok(client)) => {
-                let plan = *plan;
-                tracing::info!(lifecycle_event, checks = plan.checks.len(), "plan loaded");
-                for warning in &plan.warnings {
-                    tracing::warn!(lifecycle_event, warning = %warning, "plan warning");
-                }
-                // CloudWatch only for plans that read metrics: the others start no AWS client
-                // beyond the reporter's.
-                let mut tools = Tools::http(client);
-                if plan.reads_metrics() {
-                    let metrics: Arc<dyn MetricSource> = match sdk_config {
-                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
-                        None => Arc::new(CloudWatchMetrics::from_env()),
-                    };
-                    tools = tools.with_metrics(metrics);
-                }
-                if plan.asks_load_balancer() {
-                    let load_balancers: Arc<dyn LoadBalancers> = match sdk_config {
-                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
-                        None => Arc::new(ElbLoadBalancers::from_env()),
-                    };
-                    tools = tools.with_load_balancers(load_balancers);
-                }
-                if plan.uses_green_target_group() {
-                    deployments = deployment_clients();
-                }
-                Ok((tools, Staged::Ready(Arc::new(plan))))
-            }
-            (Err(e), _) => {
-                tracing::error!(lifecycle_event, error = %e, "the plan is unusable; every deployment will be reported Failed until it is fixed");
-                Err(e.to_string())
-            }
-            (_, Err(e)) => Err(format!("could not build the HTTP client: {e}")),
-        };
+        let client = crate::http::build_check_client()
+            .map_err(|e| format!("could not build the HTTP client: {e}"));
+        let plans = PlanSetup::prepare(lifecycle_event, plan, &client, sdk_config);
         CodeDeployHook {
             lifecycle_event: lifecycle_event.to_string(),
-            setup,
-            deployments,
+            plans,
+            services: Vec::new(),
+            service_lookup: None,
+            client,
             reporter,
             notifier: None,
             continuation: None,
@@ -294,11 +361,17 @@ impl CodeDeployHook {
         tracing::info!(lifecycle_event = %self.lifecycle_event, deployment_id, remaining_ms = lambda.remaining().as_millis() as u64, "verifying green");
 
         let progress = Progress::of(&payload, now_ms());
-        let green = self
-            .deployments
+        let chosen = self.plan_setup(&deployment_id, report_by).await;
+        let green = chosen
             .as_ref()
+            .ok()
+            .and_then(|c| c.deployments.as_ref())
             .map(|clients| Arc::new(CodeDeployGreen::new(clients.clone(), &deployment_id)));
-        let prepared = match &self.setup {
+        let setup = match chosen {
+            Ok(chosen) => chosen.setup.as_ref().map_err(Clone::clone),
+            Err(problem) => Err(problem),
+        };
+        let prepared = match setup {
             Err(problem) => Err(problem.clone()),
             Ok((tools, Staged::Ready(plan))) => Ok((tools, plan.clone())),
             Ok((tools, Staged::FindRoute(find))) => match &green {
@@ -396,21 +469,37 @@ pub enum StagePlan {
 /// the stage) and the stage's checks ask green over HTTP, the route is found from each deployment;
 /// without any plan at all, that route gets the default plan.
 fn stage_plan(lifecycle_event: &str, env: &Env) -> Result<StagePlan, PlanError> {
-    let settings = PlanSettings::from_env(env)?;
-    let production_url = env
+    let spec = match PlanSettings::from_env(env)?.load_spec() {
+        // Nothing configured but where green is: the default plan (GET it, expect 200-399).
+        Err(PlanError::Missing) => crate::plan::PlanSpec::default_plan(),
+        other => other?,
+    };
+    stage_plan_of(lifecycle_event, spec, env, false)
+}
+
+/// [`stage_plan`] for a plan already read. `own_target_wins`: a service's plan (from
+/// `GREENLIGHT_PLANS`) that names its target goes there, whatever URL the function is given for
+/// every service.
+fn stage_plan_of(
+    lifecycle_event: &str,
+    spec: crate::plan::PlanSpec,
+    env: &Env,
+    own_target_wins: bool,
+) -> Result<StagePlan, PlanError> {
+    let mut settings = PlanSettings::from_env(env)?;
+    let mut production_url = env
         .setting("GREENLIGHT_PRODUCTION_URL")
         .map_err(|e| PlanError::Source(e.to_string()))?
         .map(|url| Setting::new(url, "GREENLIGHT_PRODUCTION_URL"));
+    if own_target_wins && spec.target.is_some() {
+        settings.test_url = None;
+        production_url = None;
+    }
     let production = lifecycle_event == AFTER_ALLOW_TRAFFIC;
     let configured = if production {
         production_url.is_some()
     } else {
         settings.test_url.is_some()
-    };
-    let spec = match settings.load_spec() {
-        // Nothing configured but where green is: the default plan (GET it, expect 200-399).
-        Err(PlanError::Missing) => crate::plan::PlanSpec::default_plan(),
-        other => other?,
     };
     let stage = spec.stages.get(lifecycle_event);
     let checks = stage
@@ -462,6 +551,44 @@ enum Baked {
 }
 
 impl CodeDeployHook {
+    /// The plan this deployment gets: its service's, when `GREENLIGHT_PLANS` names it, else the
+    /// plan of every deployment.
+    async fn plan_setup(
+        &self,
+        deployment_id: &str,
+        deadline: Deadline,
+    ) -> Result<&PlanSetup, String> {
+        let Some(clients) = (!self.services.is_empty())
+            .then_some(self.service_lookup.as_ref())
+            .flatten()
+        else {
+            return Ok(&self.plans);
+        };
+        let service = CodeDeployGreen::new(clients.clone(), deployment_id)
+            .service(deadline)
+            .await
+            .map_err(|e| format!("GREENLIGHT_PLANS chooses the plan by service, and this deployment's service could not be read: {e}"))?;
+        match best_match(self.services.iter().map(|(p, _)| p.as_str()), &service) {
+            Some(i) => {
+                tracing::info!(
+                    deployment_id,
+                    service,
+                    plan = self.services[i].0,
+                    "the service's own plan"
+                );
+                Ok(&self.services[i].1)
+            }
+            None => {
+                tracing::info!(
+                    deployment_id,
+                    service,
+                    "GREENLIGHT_PLANS does not name this service: the plan of every deployment"
+                );
+                Ok(&self.plans)
+            }
+        }
+    }
+
     /// Verifies; while metric checks are still waiting, waits in this invocation when their
     /// window ends before it does, else hands the verification on to a new invocation shortly
     /// before this one's deadline.

@@ -303,6 +303,7 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_TEST_URL",
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
+                "GREENLIGHT_PLANS",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),
@@ -312,6 +313,7 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_TEST_URL",
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
+                "GREENLIGHT_PLANS",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),
@@ -320,6 +322,7 @@ fn functions_get_the_documented_environment() {
             BTreeSet::from([
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
+                "GREENLIGHT_PLANS",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),

@@ -14,6 +14,7 @@ pub(crate) mod document;
 pub(crate) mod problems;
 mod resolve;
 pub mod retry;
+pub mod services;
 pub mod target;
 mod validate;
 pub mod vars;
