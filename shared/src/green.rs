@@ -5,10 +5,10 @@
 //! changes with every deployment (CodeDeploy alternates the two target groups).
 //!
 //! The path, in documented API fields only: `GetDeployment` (application and group) →
-//! `GetDeploymentGroup` (the ECS service; the production listener, whose ARN names the load
-//! balancer) → `ListDeploymentTargets` / `GetDeploymentTarget` (the task set labelled `Green`) →
-//! ECS `DescribeServices` (that task set's target group ARN, with its id). Found once per
-//! invocation; every call is retried until the verification deadline.
+//! `GetDeploymentGroup` (the production listener, whose ARN names the load balancer) →
+//! `ListDeploymentTargets` / `GetDeploymentTarget` (the task set labelled `Green`) → ELB
+//! `DescribeTargetGroups` (that task set's target group, by name: its ARN, with its id). Found
+//! once per invocation; every call is retried until the verification deadline.
 //!
 //! The route to green, when no URL is configured: the group's test listener (production after
 //! the shift) → ELB `DescribeListeners` (protocol, port, load balancer) → `DescribeLoadBalancers`
@@ -42,7 +42,7 @@ pub trait FindGreen: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<GreenTargetGroup, String>> + Send + '_>>;
 }
 
-/// The CodeDeploy, ECS and ELB clients discovery uses: built on first use, once per process.
+/// The CodeDeploy and ELB clients discovery uses: built on first use, once per process.
 #[derive(Debug)]
 pub struct DeploymentClients {
     clients: tokio::sync::OnceCell<Clients>,
@@ -52,7 +52,6 @@ pub struct DeploymentClients {
 #[derive(Debug)]
 struct Clients {
     codedeploy: aws_sdk_codedeploy::Client,
-    ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
@@ -81,7 +80,6 @@ impl DeploymentClients {
                 };
                 Clients {
                     codedeploy: crate::codedeploy::client(&config),
-                    ecs: crate::aws_client!(aws_sdk_ecs, &config),
                     elb: crate::aws_client!(aws_sdk_elasticloadbalancingv2, &config),
                 }
             })
@@ -89,13 +87,11 @@ impl DeploymentClients {
     }
 }
 
-/// What a deployment's group says: its service and its listeners.
+/// What a deployment's group says: its listeners.
 #[derive(Debug, Clone)]
 struct GroupFacts {
     application: String,
     group: String,
-    cluster: String,
-    service: String,
     production_listener: String,
     test_listener: Option<String>,
 }
@@ -205,20 +201,9 @@ impl CodeDeployGreen {
             .ok_or_else(|| {
                 format!("deployment group {application}/{group} has no target group pair with a production listener (an ECS blue/green group behind a load balancer has one)")
             })?;
-        let service = group_info.ecs_services().first().ok_or_else(|| {
-            format!("deployment group {application}/{group} names no ECS service")
-        })?;
-        let (Some(cluster), Some(service)) = (service.cluster_name(), service.service_name())
-        else {
-            return Err(format!(
-                "deployment group {application}/{group} names no ECS cluster and service"
-            ));
-        };
         Ok(GroupFacts {
             application: application.to_string(),
             group: group.to_string(),
-            cluster: cluster.to_string(),
-            service: service.to_string(),
             production_listener,
             test_listener: listener(pair.and_then(|p| p.test_traffic_route())),
         })
@@ -227,14 +212,13 @@ impl CodeDeployGreen {
     async fn look_up(&self, deadline: Deadline) -> Result<GreenTargetGroup, String> {
         let facts = self.group(deadline).await?;
         let Clients {
-            codedeploy, ecs, ..
+            codedeploy, elb, ..
         } = self.clients.get().await;
         let id = self.deployment_id.as_str();
         let listener = &facts.production_listener;
         let load_balancer = load_balancer_of_listener(listener).ok_or_else(|| {
             format!("the production listener {listener} is not an Application Load Balancer's (its metrics are not in AWS/ApplicationELB)")
         })?;
-        let (cluster, service) = (facts.cluster.as_str(), facts.service.as_str());
         let targets = call_until("ListDeploymentTargets", deadline, || {
             codedeploy
                 .list_deployment_targets()
@@ -262,7 +246,7 @@ impl CodeDeployGreen {
         })
         .await
         .map_err(|e| refused("GetDeploymentTarget", "codedeploy:GetDeploymentTarget", e))?;
-        let green_task_set = target
+        let green_target_group = target
             .deployment_target()
             .and_then(|t| t.ecs_target())
             .map(|t| t.task_sets_info())
@@ -272,25 +256,31 @@ impl CodeDeployGreen {
                 set.task_set_label()
                     .is_some_and(|label| label.as_str().eq_ignore_ascii_case("green"))
             })
-            .and_then(|set| set.identifer())
-            .ok_or_else(|| format!("deployment {id} has no task set labelled Green yet"))?;
-        let services = call_until("DescribeServices", deadline, || {
-            ecs.describe_services()
-                .cluster(cluster)
-                .services(service)
+            .ok_or_else(|| format!("deployment {id} has no task set labelled Green yet"))?
+            .target_group()
+            .and_then(|group| group.name())
+            .ok_or_else(|| format!("deployment {id}'s Green task set names no target group"))?;
+        // The target group's ARN (and so its id) by its name; ELB's client is linked anyway, ECS's
+        // would add its large service shapes to every hook's package.
+        let groups = call_until("DescribeTargetGroups", deadline, || {
+            elb.describe_target_groups()
+                .names(green_target_group)
                 .send()
         })
         .await
-        .map_err(|e| refused("DescribeServices", "ecs:DescribeServices", e))?;
-        let target_group_arn = services
-            .services()
-            .iter()
-            .flat_map(|s| s.task_sets())
-            .find(|set| set.id() == Some(green_task_set))
-            .and_then(|set| set.load_balancers().first())
-            .and_then(|lb| lb.target_group_arn())
+        .map_err(|e| {
+            refused(
+                "DescribeTargetGroups",
+                "elasticloadbalancing:DescribeTargetGroups",
+                e,
+            )
+        })?;
+        let target_group_arn = groups
+            .target_groups()
+            .first()
+            .and_then(|group| group.target_group_arn())
             .ok_or_else(|| {
-                format!("ECS service {cluster}/{service} has no task set {green_task_set} with a target group")
+                format!("the load balancer does not know target group {green_target_group}")
             })?;
         let target_group = target_group_of_arn(target_group_arn)
             .ok_or_else(|| format!("{target_group_arn} is not a target group ARN"))?;

@@ -29,6 +29,8 @@ pub struct ElbWorld {
     pub addresses: BTreeMap<String, (String, u16, String)>,
     /// Load balancer ARN → DNS name.
     pub balancers: BTreeMap<String, String>,
+    /// Target group name → its ARN.
+    pub target_groups: BTreeMap<String, String>,
 }
 
 impl FakeElb {
@@ -76,6 +78,16 @@ impl FakeElb {
             );
             w.balancers.insert(balancer, dns.to_string());
         });
+    }
+
+    /// A target group the load balancer knows by name (`arn:…:targetgroup/NAME/ID`).
+    pub fn add_target_group(&self, arn: &str) {
+        let name = arn
+            .split_once(":targetgroup/")
+            .and_then(|(_, path)| path.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        self.world(|w| w.target_groups.insert(name, arn.to_string()));
     }
 
     pub fn set_listener(&self, listener_arn: &str, forwards: &[(&str, u32)]) {
@@ -142,6 +154,19 @@ impl World for ElbWorld {
                     "Protocol": protocol,
                     "DefaultActions": [{"Type": "forward", "Order": 1, "ForwardConfig": {"TargetGroups": groups}}],
                 }]}))
+            }
+            "DescribeTargetGroups" => {
+                let name = input["Names.member.1"].as_str().unwrap_or_default();
+                let arn = self.target_groups.get(name).ok_or_else(|| {
+                    AwsFault::new(
+                        400,
+                        "TargetGroupNotFound",
+                        format!("One or more target groups not found: {name}"),
+                    )
+                })?;
+                Ok(
+                    json!({"TargetGroups": [{"TargetGroupArn": arn, "TargetGroupName": name, "Protocol": "HTTP", "Port": 8080}]}),
+                )
             }
             "DescribeLoadBalancers" => {
                 let arn = input["LoadBalancerArns.member.1"]

@@ -184,6 +184,8 @@ impl AwsStandIn {
                 ("ecs-svc/222", &arns.green_target_group),
             ],
         );
+        self.elb.add_target_group(&arns.blue_target_group);
+        self.elb.add_target_group(&arns.green_target_group);
         arns
     }
 }

@@ -375,7 +375,7 @@ async fn target_group_green_is_found_from_the_deployment() {
         response["checks"][0]["request"],
         "CloudWatch AWS/ApplicationELB HTTPCode_Target_5XX_Count Sum {target group green}"
     );
-    assert_eq!(standin.ecs.calls_to("DescribeServices").len(), 1);
+    assert_eq!(standin.elb.calls_to("DescribeTargetGroups").len(), 1);
 }
 
 #[tokio::test]
