@@ -42,7 +42,8 @@ impl Progress {
         payload
             .get(PROGRESS_KEY)
             .and_then(|p| serde_json::from_value::<Progress>(p.clone()).ok())
-            .filter(|p| p.started_at_ms <= now_ms)
+            // A start in the future, or a hop count no chain reaches, was not written by one.
+            .filter(|p| p.started_at_ms <= now_ms && p.hop < MAX_HOPS)
             .unwrap_or(Progress {
                 started_at_ms: now_ms,
                 hop: 0,
@@ -60,7 +61,7 @@ impl Progress {
             object.insert(
                 PROGRESS_KEY.to_string(),
                 serde_json::to_value(Progress {
-                    hop: self.hop + 1,
+                    hop: self.hop.saturating_add(1),
                     ..*self
                 })
                 .unwrap_or(Value::Null),
@@ -174,5 +175,11 @@ mod tests {
         assert_eq!(Progress::of(&forged, 9_000).started_at_ms, 9_000);
         let garbage = json!({"greenlight": "soon"});
         assert_eq!(Progress::of(&garbage, 9_000).hop, 0);
+        let endless = json!({"greenlight": {"startedAtMs": 1_000, "hop": u32::MAX}});
+        assert_eq!(
+            Progress::of(&endless, 9_000).hop,
+            0,
+            "a chain never wraps around"
+        );
     }
 }

@@ -75,8 +75,8 @@ pub struct CodeDeployHook {
     services: Vec<(String, PlanSetup)>,
     /// Reads which service a deployment is, when `services` is not empty.
     service_lookup: Option<Arc<DeploymentClients>>,
-    /// The HTTP client every plan's checks share.
-    client: Result<reqwest::Client, String>,
+    /// What every plan reads through.
+    sources: Sources,
     reporter: Prepared<CodeDeployReporter>,
     /// Where Failed verdicts are announced (`GREENLIGHT_NOTIFY_TOPIC_ARN`).
     notifier: Option<Prepared<crate::notify::Notifier>>,
@@ -96,32 +96,54 @@ struct PlanSetup {
     deployments: Option<Arc<DeploymentClients>>,
 }
 
+/// What every plan of a hook reads through, built once (each AWS client on first use): the one
+/// HTTP client (each holds its own TLS configuration: hundreds would not fit in 128 MB),
+/// CloudWatch, the load balancer, and what finds green from a deployment.
+struct Sources {
+    http: Result<reqwest::Client, String>,
+    metrics: Arc<dyn MetricSource>,
+    load_balancers: Arc<dyn LoadBalancers>,
+    deployments: Arc<DeploymentClients>,
+}
+
+impl Sources {
+    fn new(sdk_config: Option<&aws_config::SdkConfig>) -> Self {
+        let http = crate::http::build_check_client()
+            .map_err(|e| format!("could not build the HTTP client: {e}"));
+        match sdk_config {
+            Some(config) => Sources {
+                http,
+                metrics: Arc::new(CloudWatchMetrics::new(config)),
+                load_balancers: Arc::new(ElbLoadBalancers::new(config)),
+                deployments: Arc::new(DeploymentClients::new(config)),
+            },
+            None => Sources {
+                http,
+                metrics: Arc::new(CloudWatchMetrics::from_env()),
+                load_balancers: Arc::new(ElbLoadBalancers::from_env()),
+                deployments: Arc::new(DeploymentClients::from_env()),
+            },
+        }
+    }
+}
+
 impl PlanSetup {
-    /// `client` is the one HTTP client of the process, shared by every plan (each client holds
-    /// its own TLS configuration: hundreds would not fit in 128 MB).
+    /// The tools `plan` needs, taken from `sources`.
     fn prepare(
         lifecycle_event: &str,
         plan: Result<StagePlan, PlanError>,
-        client: &Result<reqwest::Client, String>,
-        sdk_config: Option<&aws_config::SdkConfig>,
+        sources: &Sources,
     ) -> Self {
         let mut deployments = None;
-        let deployment_clients = || Some(Arc::new(deployment_clients(sdk_config)));
-        let setup = match (plan, client.clone()) {
+        let setup = match (plan, sources.http.clone()) {
             (Ok(StagePlan::FindRoute(find)), Ok(client)) => {
                 tracing::info!(lifecycle_event, route = ?find.route, "no URL reaches green: the route will be found from each deployment");
-                // Every source, each built on first use: which checks run is known only once
-                // the plan is resolved for the route.
+                // Every source: which checks run is known only once the plan is resolved for
+                // the route.
                 let tools = Tools::http(client)
-                    .with_metrics(match sdk_config {
-                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
-                        None => Arc::new(CloudWatchMetrics::from_env()),
-                    })
-                    .with_load_balancers(match sdk_config {
-                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
-                        None => Arc::new(ElbLoadBalancers::from_env()),
-                    });
-                deployments = deployment_clients();
+                    .with_metrics(sources.metrics.clone())
+                    .with_load_balancers(sources.load_balancers.clone());
+                deployments = Some(sources.deployments.clone());
                 Ok((tools, Staged::FindRoute(find)))
             }
             (Ok(StagePlan::Ready(plan)), Ok(client)) => {
@@ -130,25 +152,15 @@ impl PlanSetup {
                 for warning in &plan.warnings {
                     tracing::warn!(lifecycle_event, warning = %warning, "plan warning");
                 }
-                // CloudWatch only for plans that read metrics: the others start no AWS client
-                // beyond the reporter's.
                 let mut tools = Tools::http(client);
                 if plan.reads_metrics() {
-                    let metrics: Arc<dyn MetricSource> = match sdk_config {
-                        Some(config) => Arc::new(CloudWatchMetrics::new(config)),
-                        None => Arc::new(CloudWatchMetrics::from_env()),
-                    };
-                    tools = tools.with_metrics(metrics);
+                    tools = tools.with_metrics(sources.metrics.clone());
                 }
                 if plan.asks_load_balancer() {
-                    let load_balancers: Arc<dyn LoadBalancers> = match sdk_config {
-                        Some(config) => Arc::new(ElbLoadBalancers::new(config)),
-                        None => Arc::new(ElbLoadBalancers::from_env()),
-                    };
-                    tools = tools.with_load_balancers(load_balancers);
+                    tools = tools.with_load_balancers(sources.load_balancers.clone());
                 }
                 if plan.uses_green_target_group() {
-                    deployments = deployment_clients();
+                    deployments = Some(sources.deployments.clone());
                 }
                 Ok((tools, Staged::Ready(Arc::new(plan))))
             }
@@ -159,13 +171,6 @@ impl PlanSetup {
             (_, Err(e)) => Err(e),
         };
         PlanSetup { setup, deployments }
-    }
-}
-
-fn deployment_clients(sdk_config: Option<&aws_config::SdkConfig>) -> DeploymentClients {
-    match sdk_config {
-        Some(config) => DeploymentClients::new(config),
-        None => DeploymentClients::from_env(),
     }
 }
 
@@ -242,7 +247,7 @@ impl CodeDeployHook {
             stage_plan(lifecycle_event, &env),
             None,
         )
-        .with_services(&env, None);
+        .with_services(&env);
         hook.notifier = crate::notify::Notifier::from_env(&env);
         // Its client is built only when a bake outlasts an invocation.
         hook.continuation = SelfInvoke::from_env().map(|c| Arc::new(c) as Arc<dyn Continue>);
@@ -270,12 +275,12 @@ impl CodeDeployHook {
             stage_plan(lifecycle_event, env),
             Some(sdk_config),
         )
-        .with_services(env, Some(sdk_config))
+        .with_services(env)
     }
 
     /// `GREENLIGHT_PLANS` from `env`: each service's plan, prepared now; a mapping that cannot be
     /// read fails every deployment with the reason.
-    fn with_services(mut self, env: &Env, sdk_config: Option<&aws_config::SdkConfig>) -> Self {
+    fn with_services(mut self, env: &Env) -> Self {
         match ServicePlans::from_env(env) {
             Ok(None) => {}
             Err(e) => {
@@ -286,7 +291,7 @@ impl CodeDeployHook {
                 };
             }
             Ok(Some(plans)) => {
-                self.service_lookup = Some(Arc::new(deployment_clients(sdk_config)));
+                self.service_lookup = Some(self.sources.deployments.clone());
                 for entry in plans.entries {
                     let staged = entry
                         .spec
@@ -296,8 +301,7 @@ impl CodeDeployHook {
                         usable = staged.is_ok(),
                         "service plan"
                     );
-                    let setup =
-                        PlanSetup::prepare(&self.lifecycle_event, staged, &self.client, sdk_config);
+                    let setup = PlanSetup::prepare(&self.lifecycle_event, staged, &self.sources);
                     self.services.push((entry.pattern, setup));
                 }
             }
@@ -331,15 +335,14 @@ impl CodeDeployHook {
         plan: Result<StagePlan, PlanError>,
         sdk_config: Option<&aws_config::SdkConfig>,
     ) -> Self {
-        let client = crate::http::build_check_client()
-            .map_err(|e| format!("could not build the HTTP client: {e}"));
-        let plans = PlanSetup::prepare(lifecycle_event, plan, &client, sdk_config);
+        let sources = Sources::new(sdk_config);
+        let plans = PlanSetup::prepare(lifecycle_event, plan, &sources);
         CodeDeployHook {
             lifecycle_event: lifecycle_event.to_string(),
             plans,
             services: Vec::new(),
             service_lookup: None,
-            client,
+            sources,
             reporter,
             notifier: None,
             continuation: None,
@@ -619,7 +622,7 @@ impl CodeDeployHook {
             let Some(continuation) = &self.continuation else {
                 return Baked::Verdict(verdict);
             };
-            if progress.hop + 1 >= MAX_HOPS {
+            if progress.hop.saturating_add(1) >= MAX_HOPS {
                 return Baked::Verdict(Verdict::not_run(format!(
                     "the bake has used {MAX_HOPS} invocations and still waits {}: raise the hook's timeout",
                     crate::duration::format_duration(left)

@@ -20,6 +20,9 @@ use crate::env::Env;
 
 /// At most this many services in one mapping.
 const MAX_SERVICES: usize = 500;
+/// Plan files read for one mapping, together: each may be 1 MiB, and hundreds of them would not
+/// fit, parsed, in a 128 MB function.
+const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The services and their plans (the order does not matter: the exact key, else the longest
 /// prefix, chooses).
@@ -61,6 +64,7 @@ impl ServicePlans {
             )));
         }
         let mut entries = Vec::new();
+        let mut file_bytes = 0;
         for (pattern, value) in map {
             let star = pattern.find('*');
             if !pattern.contains('/') || star.is_some_and(|at| at != pattern.len() - 1) {
@@ -68,7 +72,7 @@ impl ServicePlans {
                     "\"{pattern}\" is not APPLICATION/GROUP (a * is allowed only at the end, such as checkout/*)"
                 )));
             }
-            let spec = plan_of(value).map_err(|e| match e {
+            let spec = plan_of(value, &mut file_bytes).map_err(|e| match e {
                 PlanError::Source(message) => {
                     PlanError::Source(format!("GREENLIGHT_PLANS[{pattern}]: {message}"))
                 }
@@ -103,7 +107,9 @@ pub fn best_match<'a>(
         .map(|(_, i)| i)
 }
 
-fn plan_of(value: Value) -> Result<PlanSpec, PlanError> {
+/// `file_bytes`: what plan files read so far hold; a file past [`MAX_FILE_BYTES`] in all is an
+/// error of its entry.
+fn plan_of(value: Value, file_bytes: &mut usize) -> Result<PlanSpec, PlanError> {
     match value {
         Value::String(text) => PlanSpec::parse(&text),
         Value::Object(map) if map.len() == 1 && map.contains_key("file") => {
@@ -116,6 +122,13 @@ fn plan_of(value: Value) -> Result<PlanSpec, PlanError> {
                 crate::files::READ_TIME_LIMIT,
             )
             .map_err(|e| PlanError::Source(format!("{path}: {e}")))?;
+            *file_bytes += text.len();
+            if *file_bytes > MAX_FILE_BYTES {
+                return Err(PlanError::Source(format!(
+                    "{path}: the plan files of GREENLIGHT_PLANS hold more than {} MiB together; share plans between services with a `*` key",
+                    MAX_FILE_BYTES / (1024 * 1024)
+                )));
+            }
             PlanSpec::parse(&text)
         }
         Value::Object(map) => PlanSpec::parse(&Value::Object(map).to_string()),
@@ -175,6 +188,38 @@ check/*: {version: 2}
         };
         assert!(spec("check/*").is_err());
         assert!(spec("checkout/checkout-prod").is_ok());
+    }
+
+    #[test]
+    fn plan_files_are_bounded_together() {
+        let dir = std::env::temp_dir().join(format!("greenlight-plans-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Five valid plans of 900 KB each (a comment pads them): the fifth passes 4 MiB.
+        let plan = format!(
+            "version: 1\nchecks: [{{name: h, path: /}}]\n# {}\n",
+            "x".repeat(900_000)
+        );
+        let mut mapping = String::new();
+        for i in 0..5 {
+            let path = dir.join(format!("p{i}.yaml"));
+            std::fs::write(&path, &plan).unwrap();
+            mapping.push_str(&format!("a/s{i}: {{file: {}}}\n", path.display()));
+        }
+        let plans = ServicePlans::parse(&mapping).unwrap();
+        let usable = plans.entries.iter().filter(|e| e.spec.is_ok()).count();
+        assert_eq!(usable, 4);
+        let refused = plans
+            .entries
+            .iter()
+            .find_map(|e| e.spec.as_ref().err())
+            .unwrap();
+        assert!(
+            refused
+                .to_string()
+                .contains("hold more than 4 MiB together"),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

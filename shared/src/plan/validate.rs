@@ -386,7 +386,20 @@ fn validate_checks(
                 format!("\"{name}\" is used by an earlier check; names must be unique"),
             );
         }
-        if metric.is_some() || target_health.is_some() {
+        let asks_green = metric.is_none() && target_health.is_none();
+        let fields = crate::probe::Fields {
+            retries,
+            retry_delay,
+            retry_on,
+            flaky,
+            capture,
+            samples,
+            thresholds,
+            compare,
+            metric,
+            target_health,
+        };
+        if !asks_green {
             // A metric or target_health check asks CloudWatch or the load balancer, not green:
             // none of a request's fields apply.
             p.refuse(
@@ -403,18 +416,6 @@ fn validate_checks(
                 ],
                 crate::probe::NOT_A_REQUEST,
             );
-            let fields = crate::probe::Fields {
-                retries,
-                retry_delay,
-                retry_on,
-                flaky,
-                capture,
-                samples,
-                thresholds,
-                compare,
-                metric,
-                target_health,
-            };
             if let Some(probe) = crate::probe::validate(fields, &at, &defaults.probe, false, p) {
                 checks.push(CheckSpec {
                     name,
@@ -474,18 +475,6 @@ fn validate_checks(
             .unwrap_or_default()
             .over(&defaults.expect);
         let expect = build_expectations(&expect_document, &format!("{at}.expect"), p);
-        let fields = crate::probe::Fields {
-            retries,
-            retry_delay,
-            retry_on,
-            flaky,
-            capture,
-            samples,
-            thresholds,
-            compare,
-            metric: None,
-            target_health: None,
-        };
         let probe = crate::probe::validate(fields, &at, &defaults.probe, !routes.is_empty(), p);
         let captures = probe.as_ref().map(Probe::captures).unwrap_or_default();
         let mut uses_captures = captured_names(path.as_ref(), &merged, body.as_ref(), &expect);

@@ -385,23 +385,25 @@ pub async fn run(
     let Some(load_balancers) = load_balancers else {
         return errored("target_health checks ask the load balancer, and this run has no Elastic Load Balancing client".into());
     };
-    let found = if spec.uses_green() {
-        let Some(green) = green else {
-            return errored("green's target group and production listener are found from a CodeDeploy deployment, and this run has none: name them by ARN".into());
-        };
-        match green.find(deadline).await {
+    // Green's target group and production listener, when the check names them so.
+    let found = match (spec.uses_green(), green) {
+        (false, _) => None,
+        (true, None) => {
+            return errored("green's target group and production listener are found from a CodeDeploy deployment, and this run has none: name them by ARN".into())
+        }
+        (true, Some(green)) => match green.find(deadline).await {
             Ok(found) => Some(found),
             Err(cause) => {
                 return errored(format!("green's target group could not be found: {cause}"))
             }
-        }
-    } else {
-        None
+        },
     };
-    let target_group_arn = match (&spec.target_group, &found) {
-        (TargetGroupRef::Arn(arn), _) => arn.value().to_string(),
-        (TargetGroupRef::Green, Some(found)) => found.target_group_arn.clone(),
-        (TargetGroupRef::Green, None) => unreachable!("green was found above"),
+    let of_green = |pick: fn(&crate::green::GreenTargetGroup) -> &String| {
+        found.as_ref().map(|f| pick(f).clone()).unwrap_or_default()
+    };
+    let target_group_arn = match &spec.target_group {
+        TargetGroupRef::Arn(arn) => arn.value().to_string(),
+        TargetGroupRef::Green => of_green(|f| &f.target_group_arn),
     };
     let targets = match load_balancers
         .target_health(&target_group_arn, deadline)
@@ -439,10 +441,9 @@ pub async fn run(
     }
     let mut listener_targets = Vec::new();
     if let Some(listener) = &spec.production_listener {
-        let listener_arn = match (listener, &found) {
-            (ListenerRef::Arn(arn), _) => arn.value().to_string(),
-            (ListenerRef::OfTheDeployment, Some(found)) => found.production_listener_arn.clone(),
-            (ListenerRef::OfTheDeployment, None) => unreachable!("green was found above"),
+        let listener_arn = match listener {
+            ListenerRef::Arn(arn) => arn.value().to_string(),
+            ListenerRef::OfTheDeployment => of_green(|f| &f.production_listener_arn),
         };
         let forwards = match load_balancers.forwards(&listener_arn, deadline).await {
             Ok(forwards) => forwards,
