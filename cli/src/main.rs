@@ -57,7 +57,7 @@ enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
-    /// Serve local stand-ins of CodeDeploy, ECS, CloudWatch, SNS and Lambda (Invoke) on one port (state in memory,
+    /// Serve local stand-ins of CodeDeploy, ECS, CloudWatch, SNS, ELB, Parameter Store and Lambda (Invoke) on one port (state in memory,
     /// each call printed), for running the functions with `cargo lambda watch` and no AWS account.
     AwsStandin {
         /// Address to listen on.

@@ -29,7 +29,7 @@ pub async fn run(bind: String) -> u8 {
         }
     };
     output::line(format!(
-        "AWS stand-in on {url}: CodeDeploy, ECS, CloudWatch, SNS and Lambda Invoke, state in memory, each call printed below.\n\
+        "AWS stand-in on {url}: CodeDeploy, ECS, CloudWatch, SNS, ELB, Parameter Store and Lambda Invoke, state in memory, each call printed below.\n\
          Point the functions at it: AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n\
          It holds what the sample events expect: deployment d-AB12CD34E in flight for checkout/checkout-prod, alarm checkout-5xx tagged for it,\n\
          an ECS service deployment in flight for prod/checkout. Ctrl-C stops it.",

@@ -17,6 +17,8 @@ use serde_json::{json, Value};
 
 use crate::deadline::Deadline;
 use crate::env::Env;
+use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
+use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::probe::target_health::{ElbLoadBalancers, LoadBalancers};
@@ -119,6 +121,21 @@ pub fn parse_ecs_hook_event(payload: &Value) -> Result<EcsHookEvent, String> {
 }
 
 impl EcsHookEvent {
+    /// `ecs/CLUSTER/SERVICE`, from `serviceArn` (`arn:…:service/CLUSTER/SERVICE`).
+    pub fn service_key(&self) -> Option<String> {
+        let arn = self.service_arn.as_deref()?;
+        let resource = arn.split(':').nth(5)?;
+        let mut parts = resource.split('/');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("service"), Some(cluster), Some(service), None)
+                if !cluster.is_empty() && !service.is_empty() =>
+            {
+                Some(format!("ecs/{cluster}/{service}"))
+            }
+            _ => None,
+        }
+    }
+
     /// During a rollback ECS re-invokes the traffic-shift stages with the target revision's weight
     /// at 0: that is not a deployment to verify.
     pub fn is_rollback(&self) -> bool {
@@ -151,6 +168,16 @@ pub struct Progress {
 
 /// A stage with checks, ready to verify (or why it is not).
 type StageSetup = Result<(Arc<Plan>, StageSpec), PlanError>;
+/// Stage → its plan, for the stages that verify; a plan error applies to every stage.
+type Stages = Result<HashMap<String, StageSetup>, PlanError>;
+
+/// Turns a service's plan into its stages.
+type PrepareStages = Arc<dyn Fn(Result<PlanSpec, PlanError>) -> Stages + Send + Sync>;
+
+/// The key of `hookDetails` (static configuration on the service's hook) that chooses a plan as
+/// if the service were the one named (`ecs/CLUSTER/SERVICE` or `APPLICATION/GROUP`), so services
+/// can share one.
+pub const PLAN_KEY: &str = "greenlightPlan";
 
 /// The ECS-native hook function, set up once per process.
 pub struct EcsHook {
@@ -159,8 +186,10 @@ pub struct EcsHook {
     metrics: Arc<dyn MetricSource>,
     /// Where target_health checks ask the load balancer (likewise).
     load_balancers: Arc<dyn LoadBalancers>,
-    /// Stage → its plan, for the stages that verify; a plan error applies to every stage.
-    stages: Result<HashMap<String, StageSetup>, PlanError>,
+    /// The plan of every service, and each service's own (`GREENLIGHT_PLANS`, Parameter Store).
+    plans: Catalog<Stages>,
+    /// How Parameter Store plans become stages (kept to set a different store in tests).
+    parameters: Option<(ParameterSettings, PrepareStages)>,
 }
 
 impl EcsHook {
@@ -168,36 +197,68 @@ impl EcsHook {
         Self::new(&Env::process())
     }
 
-    /// Reads the plan settings, `GREENLIGHT_PRODUCTION_URL` and the variables plans refer to
-    /// from `env`.
+    /// Reads the plan settings, `GREENLIGHT_PRODUCTION_URL`, `GREENLIGHT_PLANS`, the Parameter
+    /// Store setting and the variables plans refer to from `env`.
     pub fn new(env: &Env) -> Self {
-        let stages = PlanSettings::from_env(env).and_then(|settings| {
+        let base = PlanSettings::from_env(env).and_then(|settings| {
             let production_url = env
                 .setting("GREENLIGHT_PRODUCTION_URL")
                 .map_err(|e| PlanError::Source(e.to_string()))?
                 .map(|url| Setting::new(url, "GREENLIGHT_PRODUCTION_URL"));
+            Ok((settings, production_url))
+        });
+        let every = base.clone().and_then(|(settings, production_url)| {
             let spec = settings.load_spec()?;
             for warning in &spec.warnings {
                 tracing::warn!(warning = %warning, "plan warning");
             }
-            Ok(stage_plans(&spec, &settings, production_url.as_ref(), env))
+            Ok(stage_plans(
+                &spec,
+                &settings,
+                production_url.as_ref(),
+                env,
+                false,
+            ))
         });
-        match &stages {
-            Err(e) => {
-                tracing::error!(error = %e, "the plan is unusable; every verifying stage will answer FAILED")
+        log_stages("every service", &every);
+        let mut plans = Catalog::single(every);
+        let mut parameters = None;
+        let services = ServicePlans::from_env(env)
+            .and_then(|mapped| Ok((mapped, ParameterSettings::from_env(env)?)));
+        match (services, base) {
+            (Err(e), _) | (Ok(_), Err(e)) => {
+                tracing::error!(error = %e, "the plan settings are unusable; every verifying stage will answer FAILED");
+                plans.set_every(Err(e));
             }
-            Ok(map) => {
-                for (stage, setup) in map {
-                    match setup {
-                        Ok((plan, _)) => tracing::info!(
-                            stage,
-                            checks = plan.checks.len(),
-                            "stage will be verified"
-                        ),
-                        Err(e) => {
-                            tracing::error!(stage, error = %e, "this stage's plan is unusable; it will answer FAILED")
-                        }
-                    }
+            (Ok((mapped, parameter_settings)), Ok((settings, production_url))) => {
+                let env = env.clone();
+                let prepare = Arc::new(move |spec: Result<PlanSpec, PlanError>| {
+                    spec.map(|spec| {
+                        stage_plans(&spec, &settings, production_url.as_ref(), &env, true)
+                    })
+                });
+                for entry in mapped.map(|m| m.entries).unwrap_or_default() {
+                    let stages = prepare(entry.spec);
+                    log_stages(&entry.pattern, &stages);
+                    plans.add_mapped(entry.pattern, stages);
+                }
+                if let Some(parameter_settings) = parameter_settings {
+                    tracing::info!(
+                        prefix = parameter_settings.prefix,
+                        ttl_s = parameter_settings.ttl.as_secs(),
+                        "services' plans may be kept in Parameter Store"
+                    );
+                    let store: Arc<dyn ParameterStore> = Arc::new(SsmParameters::from_env());
+                    let p = prepare.clone();
+                    plans.set_parameters(
+                        parameter_settings.clone(),
+                        store,
+                        Box::new(move |spec| p(spec)),
+                    );
+                    parameters = Some((
+                        parameter_settings,
+                        prepare as Arc<dyn Fn(_) -> _ + Send + Sync>,
+                    ));
                 }
             }
         }
@@ -205,10 +266,21 @@ impl EcsHook {
             .map_err(|e| format!("could not build the HTTP client: {e}"));
         EcsHook {
             http,
-            stages,
+            plans,
+            parameters,
             metrics: Arc::new(CloudWatchMetrics::from_env()),
             load_balancers: Arc::new(ElbLoadBalancers::from_env()),
         }
+    }
+
+    /// Parameter Store plans are read through `store` instead of the process's.
+    pub fn with_parameter_store(mut self, store: Arc<dyn ParameterStore>) -> Self {
+        if let Some((settings, prepare)) = &self.parameters {
+            let prepare = prepare.clone();
+            self.plans
+                .set_parameters(settings.clone(), store, Box::new(move |spec| prepare(spec)));
+        }
+        self
     }
 
     /// target_health checks ask `load_balancers` instead of the process's.
@@ -243,7 +315,14 @@ impl EcsHook {
             );
             return HookResponse::done(HookStatus::Succeeded);
         }
-        let setup = match &self.stages {
+        let stages = match self.stages_of(&event, lambda_deadline).await {
+            Ok(stages) => stages,
+            Err(problem) => {
+                tracing::error!(stage, execution_id = ids.0, error = %problem, "no plan for this service: FAILED, ECS rolls back");
+                return HookResponse::done(HookStatus::Failed);
+            }
+        };
+        let setup = match stages.as_ref() {
             Err(e) => Err(e.clone()),
             Ok(stages) => match stages.get(stage) {
                 Some(setup) => setup.clone(),
@@ -300,8 +379,91 @@ impl EcsHook {
             Some(until) => wait_for_metrics(previous, until, now_ms()),
             None => decide(&verdict, stage_spec.as_ref(), previous, now_ms()),
         };
+        let response = keep_static_details(response, event.hook_details.as_ref());
         tracing::info!(stage, execution_id = ids.0, hook_status = ?response.hook_status, call_back_delay = response.call_back_delay, "answering ECS");
         response
+    }
+
+    /// The stages of this service's plan: `hookDetails.greenlightPlan`, else the service in the
+    /// event, chooses it when plans are kept per service.
+    async fn stages_of(
+        &self,
+        event: &EcsHookEvent,
+        lambda_deadline: SystemTime,
+    ) -> Result<Arc<Stages>, String> {
+        if !self.plans.per_service() {
+            return Ok(self.plans.every().clone());
+        }
+        let chosen = event
+            .hook_details
+            .as_ref()
+            .and_then(|d| d.get(PLAN_KEY))
+            .map(|named| match named.as_str() {
+                Some(name) if valid_service_name(name) => Ok(name.to_string()),
+                _ => Err(format!("hookDetails.{PLAN_KEY} is {named}: it names a plan as ecs/CLUSTER/SERVICE or APPLICATION/GROUP (letters, digits, _.-/)")),
+            });
+        let service = match chosen {
+            Some(named) => named?,
+            None => event.service_key().ok_or_else(|| {
+                format!(
+                    "plans are chosen by service (GREENLIGHT_PLANS, Parameter Store), and the event names no service (serviceArn is {:?})",
+                    event.service_arn
+                )
+            })?,
+        };
+        let deadline =
+            Deadline::of_invocation(lambda_deadline).minus(std::time::Duration::from_secs(1));
+        let (stages, origin) = self.plans.choose(&service, deadline).await?;
+        tracing::info!(service, plan = %origin, "the plan for this service");
+        Ok(stages)
+    }
+}
+
+/// A name a plan can be chosen by: `ecs/CLUSTER/SERVICE` or `APPLICATION/GROUP`.
+fn valid_service_name(name: &str) -> bool {
+    name.contains('/')
+        && name.len() <= 256
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
+}
+
+/// ECS may replace `hookDetails` with what a response returns: the service's static keys go back
+/// with greenlight's progress, so they reach the next invocation too.
+fn keep_static_details(mut response: HookResponse, incoming: Option<&Value>) -> HookResponse {
+    let (Some(Value::Object(ours)), Some(Value::Object(theirs))) =
+        (response.hook_details.as_mut(), incoming)
+    else {
+        return response;
+    };
+    for (key, value) in theirs {
+        if key != PROGRESS_KEY {
+            ours.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    response
+}
+
+fn log_stages(whose: &str, stages: &Stages) {
+    match stages {
+        Err(e) => {
+            tracing::error!(plan = whose, error = %e, "the plan is unusable; every verifying stage will answer FAILED")
+        }
+        Ok(map) => {
+            for (stage, setup) in map {
+                match setup {
+                    Ok((plan, _)) => tracing::info!(
+                        plan = whose,
+                        stage,
+                        checks = plan.checks.len(),
+                        "stage will be verified"
+                    ),
+                    Err(e) => {
+                        tracing::error!(plan = whose, stage, error = %e, "this stage's plan is unusable; it will answer FAILED")
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -404,7 +566,15 @@ fn stage_plans(
     settings: &PlanSettings,
     production_url: Option<&Setting>,
     env: &Env,
+    own_target_wins: bool,
 ) -> HashMap<String, StageSetup> {
+    // A service's plan (GREENLIGHT_PLANS, Parameter Store) that names its target goes there,
+    // whatever URL the function is given for every service.
+    let (test_url, production_url) = if own_target_wins && spec.target.is_some() {
+        (None, None)
+    } else {
+        (settings.test_url.as_ref(), production_url)
+    };
     let mut stages: Vec<(String, StageSpec)> = spec
         .stages
         .iter()
@@ -435,10 +605,10 @@ fn stage_plans(
             let resolved = spec.for_stage(
                 &stage,
                 production,
-                settings.test_url.as_ref(),
+                test_url,
                 // ECS keeps the test rule on green after the shift: without a production URL,
                 // production stages go through the test URL.
-                production_url.or(settings.test_url.as_ref()),
+                production_url.or(test_url),
                 env,
             )?;
             Some((stage, resolved.map(|plan| (Arc::new(plan), stage_spec))))
@@ -467,7 +637,7 @@ mod tests {
             ("GREENLIGHT_PRODUCTION_URL", "http://prod.test"),
             ("GREENLIGHT_PLAN", plan),
         ]));
-        let stages = hook.stages.as_ref().expect("a usable plan");
+        let stages = hook.plans.every().as_ref().as_ref().expect("a usable plan");
         let names = |stage: &str| -> Vec<String> {
             let (plan, _) = stages[stage].as_ref().expect("resolved");
             plan.checks.iter().map(|c| c.name.clone()).collect()

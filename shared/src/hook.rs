@@ -18,7 +18,8 @@ use crate::continuation::{Continue, Progress, SelfInvoke, MAX_HOPS};
 use crate::deadline::Deadline;
 use crate::env::Env;
 use crate::green::{CodeDeployGreen, DeploymentClients, Route};
-use crate::plan::services::{best_match, ServicePlans};
+use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
+use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
 use crate::probe::metric::{CloudWatchMetrics, MetricSource};
 use crate::probe::target_health::{ElbLoadBalancers, LoadBalancers};
@@ -69,11 +70,10 @@ pub struct HookResponse {
 /// A CodeDeploy hook function, set up once per process and reused for every invocation.
 pub struct CodeDeployHook {
     lifecycle_event: String,
-    /// The plan of every deployment (or of those `GREENLIGHT_PLANS` does not name).
-    plans: PlanSetup,
-    /// `GREENLIGHT_PLANS`: a service's own plan, by `APPLICATION/GROUP` pattern.
-    services: Vec<(String, PlanSetup)>,
-    /// Reads which service a deployment is, when `services` is not empty.
+    /// The plan of every deployment, and each service's own (`GREENLIGHT_PLANS`, Parameter
+    /// Store).
+    plans: Catalog<PlanSetup>,
+    /// Reads which service a deployment is, when plans are chosen per service.
     service_lookup: Option<Arc<DeploymentClients>>,
     /// What every plan reads through.
     sources: Sources,
@@ -98,12 +98,15 @@ struct PlanSetup {
 
 /// What every plan of a hook reads through, built once (each AWS client on first use): the one
 /// HTTP client (each holds its own TLS configuration: hundreds would not fit in 128 MB),
-/// CloudWatch, the load balancer, and what finds green from a deployment.
+/// CloudWatch, the load balancer, what finds green from a deployment, and Parameter Store (where
+/// services' plans may be kept).
+#[derive(Clone)]
 struct Sources {
     http: Result<reqwest::Client, String>,
     metrics: Arc<dyn MetricSource>,
     load_balancers: Arc<dyn LoadBalancers>,
     deployments: Arc<DeploymentClients>,
+    parameters: Arc<dyn ParameterStore>,
 }
 
 impl Sources {
@@ -116,12 +119,14 @@ impl Sources {
                 metrics: Arc::new(CloudWatchMetrics::new(config)),
                 load_balancers: Arc::new(ElbLoadBalancers::new(config)),
                 deployments: Arc::new(DeploymentClients::new(config)),
+                parameters: Arc::new(SsmParameters::new(config)),
             },
             None => Sources {
                 http,
                 metrics: Arc::new(CloudWatchMetrics::from_env()),
                 load_balancers: Arc::new(ElbLoadBalancers::from_env()),
                 deployments: Arc::new(DeploymentClients::from_env()),
+                parameters: Arc::new(SsmParameters::from_env()),
             },
         }
     }
@@ -278,20 +283,24 @@ impl CodeDeployHook {
         .with_services(env)
     }
 
-    /// `GREENLIGHT_PLANS` from `env`: each service's plan, prepared now; a mapping that cannot be
-    /// read fails every deployment with the reason.
+    /// Each service's own plan: `GREENLIGHT_PLANS` from `env`, prepared now, and Parameter Store
+    /// under `GREENLIGHT_PLANS_PARAMETER_PREFIX`, read when a deployment needs it. A setting that
+    /// cannot be read fails every deployment with the reason.
     fn with_services(mut self, env: &Env) -> Self {
+        let unusable = |e: PlanError, what: &str| {
+            tracing::error!(error = %e, "{what} is unusable; every deployment will be reported Failed until it is fixed");
+            PlanSetup {
+                setup: Err(e.to_string()),
+                deployments: None,
+            }
+        };
         match ServicePlans::from_env(env) {
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, "GREENLIGHT_PLANS is unusable; every deployment will be reported Failed until it is fixed");
-                self.plans = PlanSetup {
-                    setup: Err(e.to_string()),
-                    deployments: None,
-                };
+                self.plans.set_every(unusable(e, "GREENLIGHT_PLANS"));
+                return self;
             }
             Ok(Some(plans)) => {
-                self.service_lookup = Some(self.sources.deployments.clone());
                 for entry in plans.entries {
                     let staged = entry
                         .spec
@@ -302,9 +311,39 @@ impl CodeDeployHook {
                         "service plan"
                     );
                     let setup = PlanSetup::prepare(&self.lifecycle_event, staged, &self.sources);
-                    self.services.push((entry.pattern, setup));
+                    self.plans.add_mapped(entry.pattern, setup);
                 }
             }
+        }
+        match ParameterSettings::from_env(env) {
+            Ok(None) => {}
+            Err(e) => {
+                self.plans
+                    .set_every(unusable(e, "the Parameter Store setting"));
+                return self;
+            }
+            Ok(Some(settings)) => {
+                tracing::info!(
+                    prefix = settings.prefix,
+                    ttl_s = settings.ttl.as_secs(),
+                    "services' plans may be kept in Parameter Store"
+                );
+                let (lifecycle_event, env, sources) = (
+                    self.lifecycle_event.clone(),
+                    env.clone(),
+                    self.sources.clone(),
+                );
+                let prepare = Box::new(move |spec: Result<crate::plan::PlanSpec, PlanError>| {
+                    let staged =
+                        spec.and_then(|spec| stage_plan_of(&lifecycle_event, spec, &env, true));
+                    PlanSetup::prepare(&lifecycle_event, staged, &sources)
+                });
+                let store = self.sources.parameters.clone();
+                self.plans.set_parameters(settings, store, prepare);
+            }
+        }
+        if self.plans.per_service() {
+            self.service_lookup = Some(self.sources.deployments.clone());
         }
         self
     }
@@ -336,11 +375,10 @@ impl CodeDeployHook {
         sdk_config: Option<&aws_config::SdkConfig>,
     ) -> Self {
         let sources = Sources::new(sdk_config);
-        let plans = PlanSetup::prepare(lifecycle_event, plan, &sources);
+        let plans = Catalog::single(PlanSetup::prepare(lifecycle_event, plan, &sources));
         CodeDeployHook {
             lifecycle_event: lifecycle_event.to_string(),
             plans,
-            services: Vec::new(),
             service_lookup: None,
             sources,
             reporter,
@@ -370,9 +408,9 @@ impl CodeDeployHook {
             .ok()
             .and_then(|c| c.deployments.as_ref())
             .map(|clients| Arc::new(CodeDeployGreen::new(clients.clone(), &deployment_id)));
-        let setup = match chosen {
+        let setup = match &chosen {
             Ok(chosen) => chosen.setup.as_ref().map_err(Clone::clone),
-            Err(problem) => Err(problem),
+            Err(problem) => Err(problem.clone()),
         };
         let prepared = match setup {
             Err(problem) => Err(problem.clone()),
@@ -554,42 +592,28 @@ enum Baked {
 }
 
 impl CodeDeployHook {
-    /// The plan this deployment gets: its service's, when `GREENLIGHT_PLANS` names it, else the
-    /// plan of every deployment.
+    /// The plan this deployment gets: its service's own (`GREENLIGHT_PLANS`, Parameter Store),
+    /// else the plan of every deployment.
     async fn plan_setup(
         &self,
         deployment_id: &str,
         deadline: Deadline,
-    ) -> Result<&PlanSetup, String> {
-        let Some(clients) = (!self.services.is_empty())
+    ) -> Result<Arc<PlanSetup>, String> {
+        let Some(clients) = self
+            .plans
+            .per_service()
             .then_some(self.service_lookup.as_ref())
             .flatten()
         else {
-            return Ok(&self.plans);
+            return Ok(self.plans.every().clone());
         };
         let service = CodeDeployGreen::new(clients.clone(), deployment_id)
             .service(deadline)
             .await
-            .map_err(|e| format!("GREENLIGHT_PLANS chooses the plan by service, and this deployment's service could not be read: {e}"))?;
-        match best_match(self.services.iter().map(|(p, _)| p.as_str()), &service) {
-            Some(i) => {
-                tracing::info!(
-                    deployment_id,
-                    service,
-                    plan = self.services[i].0,
-                    "the service's own plan"
-                );
-                Ok(&self.services[i].1)
-            }
-            None => {
-                tracing::info!(
-                    deployment_id,
-                    service,
-                    "GREENLIGHT_PLANS does not name this service: the plan of every deployment"
-                );
-                Ok(&self.plans)
-            }
-        }
+            .map_err(|e| format!("plans are chosen by service (GREENLIGHT_PLANS, Parameter Store), and this deployment's service could not be read: {e}"))?;
+        let (setup, origin) = self.plans.choose(&service, deadline).await?;
+        tracing::info!(deployment_id, service, plan = %origin, "the plan for this service");
+        Ok(setup)
     }
 
     /// Verifies; while metric checks are still waiting, waits in this invocation when their

@@ -1,5 +1,5 @@
 //! Loopback stand-ins for everything greenlight talks to, shared by the tests and the local
-//! rehearsal: blue/green HTTP services, fakes of CodeDeploy and ECS (awsJson1.1) and CloudWatch
+//! rehearsal: blue/green HTTP services, fakes of CodeDeploy, ECS and Parameter Store (awsJson1.1) and CloudWatch
 //! (RPC v2 CBOR), and a Lambda Runtime API emulator that drives the real function binaries. All of
 //! them listen on 127.0.0.1 only and stop when dropped.
 
@@ -18,6 +18,7 @@ pub mod lambda;
 pub mod runtime_api;
 pub mod server;
 pub mod sns;
+pub mod ssm;
 pub mod standin;
 
 pub use aws_fake::{AwsCall, AwsFault, FakeAnswer};
@@ -30,6 +31,7 @@ pub use lambda::FakeLambda;
 pub use runtime_api::{FunctionProcess, InvocationResult, RuntimeApi};
 pub use server::LoopbackServer;
 pub use sns::FakeSns;
+pub use ssm::FakeSsm;
 
 /// A loopback address where nothing listens (the port was bound, then released).
 pub fn unused_local_url() -> String {

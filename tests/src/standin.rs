@@ -1,4 +1,4 @@
-//! The local AWS stand-in: CodeDeploy, ECS, CloudWatch, SNS and Lambda Invoke, the same fakes the tests use,
+//! The local AWS stand-in: CodeDeploy, ECS, CloudWatch, SNS, ELB, Parameter Store and Lambda Invoke, the same fakes the tests use,
 //! on one port, with their state in memory. Point `AWS_ENDPOINT_URL` at it and every AWS call a
 //! greenlight function makes stays on this machine. `greenlight aws-standin` serves it.
 //!
@@ -19,7 +19,8 @@ use crate::elb::ElbWorld;
 use crate::lambda::LambdaWorld;
 use crate::server::{respond, LoopbackServer};
 use crate::sns::SnsWorld;
-use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeElb, FakeLambda, FakeSns};
+use crate::ssm::SsmWorld;
+use crate::{FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeElb, FakeLambda, FakeSns, FakeSsm};
 
 /// The port the stand-in listens on unless told otherwise.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:4566";
@@ -34,6 +35,7 @@ pub struct AwsStandIn {
     pub sns: Arc<FakeSns>,
     pub lambda: Arc<FakeLambda>,
     pub elb: Arc<FakeElb>,
+    pub ssm: Arc<FakeSsm>,
     server: LoopbackServer,
 }
 
@@ -80,14 +82,22 @@ impl AwsStandIn {
             ElbWorld::default(),
             tell("ELB"),
         ));
+        let ssm = Arc::new(FakeService::detached(
+            Protocol::AwsJson11 {
+                target_prefix: crate::ssm::TARGET_PREFIX,
+            },
+            SsmWorld::default(),
+            tell("SSM"),
+        ));
         seed(&codedeploy, &ecs, &cloudwatch);
-        let (c, e, w, n, l, b) = (
+        let (c, e, w, n, l, b, m) = (
             codedeploy.clone(),
             ecs.clone(),
             cloudwatch.clone(),
             sns.clone(),
             lambda.clone(),
             elb.clone(),
+            ssm.clone(),
         );
         let server = LoopbackServer::start_on(address, move |request: Request<Bytes>| {
             let target = request
@@ -105,6 +115,8 @@ impl AwsStandIn {
                     Box::pin(c.handle(request))
                 } else if target.starts_with("AmazonEC2ContainerServiceV20141113.") {
                     Box::pin(e.handle(request))
+                } else if target.starts_with("AmazonSSM.") {
+                    Box::pin(m.handle(request))
                 } else if path.starts_with("/2015-03-31/functions/") {
                     Box::pin(l.handle(request))
                 } else if path.starts_with("/service/") {
@@ -118,7 +130,7 @@ impl AwsStandIn {
                         respond(
                             400,
                             "text/plain",
-                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch, SNS, ELB and Lambda Invoke; not this request ({path}, X-Amz-Target {target:?})"),
+                            format!("the AWS stand-in serves CodeDeploy, ECS, CloudWatch, SNS, ELB, Parameter Store and Lambda Invoke; not this request ({path}, X-Amz-Target {target:?})"),
                         )
                     })
                 };
@@ -132,6 +144,7 @@ impl AwsStandIn {
             sns,
             lambda,
             elb,
+            ssm,
             server,
         })
     }

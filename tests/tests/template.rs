@@ -164,6 +164,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
                 "elasticloadbalancing:DescribeLoadBalancers",
+                "ssm:GetParameter",
             ]),
         ),
         (
@@ -181,6 +182,7 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
                 "elasticloadbalancing:DescribeLoadBalancers",
+                "ssm:GetParameter",
             ]),
         ),
         (
@@ -198,11 +200,13 @@ fn each_function_gets_exactly_the_actions_it_uses() {
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
                 "elasticloadbalancing:DescribeLoadBalancers",
+                "ssm:GetParameter",
             ]),
         ),
         (
             "ecs-lifecycle-hook",
             BTreeSet::from([
+                "ssm:GetParameter",
                 "cloudwatch:GetMetricData",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",
@@ -304,6 +308,7 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
                 "GREENLIGHT_PLANS",
+                "GREENLIGHT_PLANS_PARAMETER_PREFIX",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),
@@ -314,6 +319,7 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
                 "GREENLIGHT_PLANS",
+                "GREENLIGHT_PLANS_PARAMETER_PREFIX",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),
@@ -323,6 +329,7 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
                 "GREENLIGHT_PLANS",
+                "GREENLIGHT_PLANS_PARAMETER_PREFIX",
                 "GREENLIGHT_NOTIFY_TOPIC_ARN",
             ]),
         ),
@@ -332,6 +339,8 @@ fn functions_get_the_documented_environment() {
                 "GREENLIGHT_TEST_URL",
                 "GREENLIGHT_PRODUCTION_URL",
                 "GREENLIGHT_PLAN",
+                "GREENLIGHT_PLANS",
+                "GREENLIGHT_PLANS_PARAMETER_PREFIX",
             ]),
         ),
         (
@@ -470,4 +479,36 @@ fn a_codedeploy_hook_may_invoke_only_itself_to_continue_a_bake() {
             "{name} may invoke {resource}, not only itself ({own_name})"
         );
     }
+}
+
+#[test]
+fn services_plans_are_read_only_under_the_prefix_and_only_when_one_is_set() {
+    let t = template();
+    for (_, f) in functions(&t) {
+        if binary(&f) == "alarm-rollback" {
+            continue;
+        }
+        let statements = as_list(&f["Properties"]["Policies"][0]["Statement"]);
+        let reads: Vec<&Value> = statements
+            .iter()
+            .filter(|s| s.to_string().contains("ssm:GetParameter"))
+            .collect();
+        assert_eq!(reads.len(), 1, "{}", binary(&f));
+        let read = reads[0];
+        assert_eq!(
+            read["Fn::If"][0],
+            "HasPlansParameterPrefix",
+            "{}",
+            binary(&f)
+        );
+        assert_eq!(read["Fn::If"][1]["Action"], "ssm:GetParameter");
+        assert_eq!(
+            read["Fn::If"][1]["Resource"]["Fn::Sub"],
+            "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${PlansParameterPrefix}/*"
+        );
+    }
+    assert_eq!(
+        t["Parameters"]["PlansParameterPrefix"]["Default"],
+        "/greenlight/plans"
+    );
 }

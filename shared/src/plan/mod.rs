@@ -10,6 +10,7 @@
 //!   plan's secrets (see `crate::secrets`) before anything of it can run or be shown.
 
 pub mod capture;
+pub mod catalog;
 pub(crate) mod document;
 pub(crate) mod problems;
 mod resolve;
@@ -113,6 +114,11 @@ impl PlanError {
             }
             other => vec![other.to_string().trim_start_matches("plan: ").to_string()],
         }
+    }
+
+    /// The same problems, said of the plan from `origin` (a key, a parameter).
+    pub fn of(self, origin: &str) -> PlanError {
+        PlanError::Source(format!("{origin}: {}", self.problems().join("; ")))
     }
 }
 

@@ -6,7 +6,7 @@
 //! payments/*: {file: /var/task/plans/payments.yaml}
 //! ```
 //!
-//! Keys are CodeDeploy `APPLICATION/GROUP`, a trailing `*` matching any rest (the longest match
+//! Keys are CodeDeploy `APPLICATION/GROUP` or ECS `ecs/CLUSTER/SERVICE`, a trailing `*` matching any rest (the longest match
 //! wins, an exact key first). A value is the plan itself (a map), plan text (a string), or
 //! `{file: PATH}`. Each plan is read and validated when the function starts; a broken one fails
 //! only its service's deployments, with the reason.
@@ -54,7 +54,7 @@ impl ServicePlans {
         let value = crate::config_text::parse(text).map_err(problem)?;
         let Value::Object(map) = value else {
             return Err(problem(
-                "a map from APPLICATION/GROUP (a trailing * matches any rest) to a plan, plan text or {file: PATH}".into(),
+                "a map from APPLICATION/GROUP or ecs/CLUSTER/SERVICE (a trailing * matches any rest) to a plan, plan text or {file: PATH}".into(),
             ));
         };
         if map.len() > MAX_SERVICES {
@@ -69,15 +69,11 @@ impl ServicePlans {
             let star = pattern.find('*');
             if !pattern.contains('/') || star.is_some_and(|at| at != pattern.len() - 1) {
                 return Err(problem(format!(
-                    "\"{pattern}\" is not APPLICATION/GROUP (a * is allowed only at the end, such as checkout/*)"
+                    "\"{pattern}\" is not APPLICATION/GROUP or ecs/CLUSTER/SERVICE (a * is allowed only at the end, such as checkout/*)"
                 )));
             }
-            let spec = plan_of(value, &mut file_bytes).map_err(|e| match e {
-                PlanError::Source(message) => {
-                    PlanError::Source(format!("GREENLIGHT_PLANS[{pattern}]: {message}"))
-                }
-                other => other,
-            });
+            let spec = plan_of(value, &mut file_bytes)
+                .map_err(|e| e.of(&format!("GREENLIGHT_PLANS[{pattern}]")));
             entries.push(ServicePlan { pattern, spec });
         }
         Ok(ServicePlans { entries })
@@ -227,7 +223,7 @@ check/*: {version: 2}
         assert!(ServicePlans::parse("[1, 2]")
             .unwrap_err()
             .to_string()
-            .contains("GREENLIGHT_PLANS: a map from APPLICATION/GROUP"));
+            .contains("GREENLIGHT_PLANS: a map from APPLICATION/GROUP or ecs/CLUSTER/SERVICE"));
         assert!(ServicePlans::parse("checkout: {version: 1}")
             .unwrap_err()
             .to_string()

@@ -154,6 +154,11 @@ impl Template {
             match part {
                 Part::Text(text) => value.push_str(text),
                 Part::Var { name, fallback } => {
+                    if CREDENTIALS.contains(&name.as_str()) {
+                        return Err(format!(
+                            "${{{name}}} names the AWS credentials greenlight runs with: no plan may send them (a plan kept in Parameter Store or GREENLIGHT_PLANS could otherwise hand the function's role to anyone)"
+                        ));
+                    }
                     let found = env.var(name).map_err(|e| e.to_string())?;
                     let found = found.filter(|v| fallback.is_none() || !v.is_empty());
                     match (found, fallback) {
@@ -179,6 +184,15 @@ impl Template {
     }
 }
 
+/// The variables that hold the process's own AWS credentials (Lambda sets the first three).
+const CREDENTIALS: [&str; 5] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+];
+
 /// Parses and fills in `text` in one step.
 pub fn substitute(text: &str, env: &Env) -> Result<Substituted, String> {
     Template::parse(text)?.substitute(env)
@@ -190,6 +204,26 @@ mod tests {
 
     fn env() -> Env {
         Env::from_pairs([("TOKEN", "s3cr3t"), ("EMPTY", "")])
+    }
+
+    #[test]
+    fn the_processs_aws_credentials_are_never_filled_in() {
+        let env = Env::from_pairs([
+            ("AWS_SESSION_TOKEN", "IQoJb3JpZ2luX2Vj"),
+            ("AWS_REGION", "eu-west-1"),
+        ]);
+        let e = substitute("x-token: ${AWS_SESSION_TOKEN}", &env).unwrap_err();
+        assert!(
+            e.contains("${AWS_SESSION_TOKEN} names the AWS credentials"),
+            "{e}"
+        );
+        assert!(!e.contains("IQoJb3JpZ2luX2Vj"));
+        // Even with a fallback, and whether or not it is set.
+        assert!(substitute("${AWS_SECRET_ACCESS_KEY:-x}", &env).is_err());
+        assert_eq!(
+            substitute("${AWS_REGION}", &env).unwrap().value,
+            "eu-west-1"
+        );
     }
 
     #[test]
