@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::deadline::Deadline;
+use crate::ecs_route::{EcsRoutes, FoundRoute};
 use crate::env::Env;
+use crate::green::Route;
 use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
 use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
@@ -167,7 +169,95 @@ pub struct Progress {
 }
 
 /// A stage with checks, ready to verify (or why it is not).
-type StageSetup = Result<(Arc<Plan>, StageSpec), PlanError>;
+type StageSetup = Result<(StagePlan, StageSpec), PlanError>;
+
+/// A stage's plan: resolved once, or, when no URL reaches green, resolved per invocation for the
+/// route found from the service revision.
+#[derive(Clone)]
+pub enum StagePlan {
+    Ready(Arc<Plan>),
+    FindRoute(Arc<RoutedPlan>),
+}
+
+/// A stage's plan waiting for the route to green.
+pub struct RoutedPlan {
+    spec: PlanSpec,
+    env: Env,
+    stage: String,
+    route: Route,
+    /// The plan resolved for the last route found.
+    resolved: std::sync::Mutex<Option<(FoundRoute, Arc<Plan>)>>,
+}
+
+impl RoutedPlan {
+    /// The plan for `found`: its URL, the headers its rule needs; refused when a check would not
+    /// match the rule (and so reach blue, or nothing).
+    fn plan_for(&self, found: &FoundRoute) -> Result<Arc<Plan>, String> {
+        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, plan)) = resolved.as_ref() {
+            if known == found {
+                return Ok(plan.clone());
+            }
+        }
+        let mut spec = self.spec.clone();
+        spec.send_headers(&found.request.headers)?;
+        let setting = Setting::new(
+            &found.url,
+            match self.route {
+                Route::Test => "the service revision's test listener rule",
+                Route::Production => "the service revision's production listener rule",
+            },
+        );
+        let production = self.route == Route::Production;
+        let plan = spec
+            .for_stage(
+                &self.stage,
+                production,
+                Some(&setting),
+                Some(&setting),
+                &self.env,
+            )
+            .unwrap_or_else(|| {
+                Err(PlanError::Source(format!(
+                    "the plan has no checks for {}",
+                    self.stage
+                )))
+            })
+            .map_err(|e| e.to_string())?;
+        let origin = |url: &reqwest::Url| {
+            (
+                url.scheme().to_string(),
+                url.host_str().map(str::to_string),
+                url.port_or_known_default(),
+            )
+        };
+        let route_origin = reqwest::Url::parse(&found.url).map(|u| origin(&u)).ok();
+        let ready = plan.ready.iter().flat_map(|r| r.checks.iter());
+        for check in plan.checks.iter().chain(ready) {
+            if matches!(check.probe, crate::probe::Probe::Compare(_))
+                && !found.request.headers.is_empty()
+            {
+                return Err(format!("check {} compares green with blue, but green is reached by the rule {}'s header, which the same request to blue would carry too: set GREENLIGHT_TEST_URL and GREENLIGHT_PRODUCTION_URL for compare checks", check.name, found.rule));
+            }
+            let requests =
+                std::iter::once(check).chain(check.routes.iter().map(|(r, _)| r.as_ref()));
+            for request in requests {
+                if !check.probe.asks_over_http() || Some(origin(&request.url)) != route_origin {
+                    continue;
+                }
+                if let Some(why) = found
+                    .request
+                    .admits(request.method.as_str(), request.url.path())
+                {
+                    return Err(format!("check {} ({} {}) would not reach green through {}: {why}; give it a path and method the rule matches, or set GREENLIGHT_TEST_URL", check.name, request.method, request.url.path(), found.rule));
+                }
+            }
+        }
+        let plan = Arc::new(plan);
+        *resolved = Some((found.clone(), plan.clone()));
+        Ok(plan)
+    }
+}
 /// Stage → its plan, for the stages that verify; a plan error applies to every stage.
 type Stages = Result<HashMap<String, StageSetup>, PlanError>;
 
@@ -188,6 +278,8 @@ pub struct EcsHook {
     load_balancers: Arc<dyn LoadBalancers>,
     /// The plan of every service, and each service's own (`GREENLIGHT_PLANS`, Parameter Store).
     plans: Catalog<Stages>,
+    /// Finds the route to green when no URL is configured (its clients are built on first use).
+    routes: Arc<EcsRoutes>,
     /// How Parameter Store plans become stages (kept to set a different store in tests).
     parameters: Option<(ParameterSettings, PrepareStages)>,
 }
@@ -208,7 +300,12 @@ impl EcsHook {
             Ok((settings, production_url))
         });
         let every = base.clone().and_then(|(settings, production_url)| {
-            let spec = settings.load_spec()?;
+            let spec = match settings.load_spec() {
+                // Nothing configured but where green is (or not even that: then it is found from
+                // each service revision): the default plan, GET it and expect 200-399.
+                Err(PlanError::Missing) => PlanSpec::default_plan(),
+                other => other?,
+            };
             for warning in &spec.warnings {
                 tracing::warn!(warning = %warning, "plan warning");
             }
@@ -270,7 +367,14 @@ impl EcsHook {
             parameters,
             metrics: Arc::new(CloudWatchMetrics::from_env()),
             load_balancers: Arc::new(ElbLoadBalancers::from_env()),
+            routes: EcsRoutes::from_env(),
         }
+    }
+
+    /// Routes to green are found through `routes` instead of the process's AWS configuration.
+    pub fn with_routes(mut self, routes: Arc<EcsRoutes>) -> Self {
+        self.routes = routes;
+        self
     }
 
     /// Parameter Store plans are read through `store` instead of the process's.
@@ -356,7 +460,19 @@ impl EcsHook {
         let (verdict, stage_spec, longest_wait) = match (setup, http) {
             (Err(e), _) => (Verdict::not_run(e.to_string()), None, None),
             (_, Err(problem)) => (Verdict::not_run(problem), None, None),
-            (Ok((plan, spec)), Ok(client)) => {
+            (Ok((staged, spec)), Ok(client)) => {
+                let plan = match self.plan_of(&staged, &event, lambda_deadline).await {
+                    Ok(plan) => plan,
+                    Err(problem) => {
+                        let verdict = Verdict::not_run(problem);
+                        crate::report::log_verdict(
+                            &format!("{stage} {}", event.resource_arn),
+                            &verdict,
+                        );
+                        let response = decide(&verdict, Some(&spec), previous, now_ms());
+                        return keep_static_details(response, event.hook_details.as_ref());
+                    }
+                };
                 let verify_by =
                     Deadline::of_invocation(lambda_deadline).for_verification(plan.budget);
                 let tools = Tools::http(client.clone())
@@ -382,6 +498,31 @@ impl EcsHook {
         let response = keep_static_details(response, event.hook_details.as_ref());
         tracing::info!(stage, execution_id = ids.0, hook_status = ?response.hook_status, call_back_delay = response.call_back_delay, "answering ECS");
         response
+    }
+
+    /// The stage's plan, resolved for the route found from the event's service revision when it
+    /// needs one.
+    async fn plan_of(
+        &self,
+        staged: &StagePlan,
+        event: &EcsHookEvent,
+        lambda_deadline: SystemTime,
+    ) -> Result<Arc<Plan>, String> {
+        let routed = match staged {
+            StagePlan::Ready(plan) => return Ok(plan.clone()),
+            StagePlan::FindRoute(routed) => routed,
+        };
+        let revision = event.target_service_revision_arn.as_deref().ok_or(
+            "no URL reaches green (GREENLIGHT_TEST_URL or the plan's target), and the event names no targetServiceRevisionArn to find it from",
+        )?;
+        let deadline =
+            Deadline::of_invocation(lambda_deadline).minus(std::time::Duration::from_secs(2));
+        let found = self
+            .routes
+            .route(revision, routed.route, deadline)
+            .await
+            .map_err(|e| format!("no URL reaches green (GREENLIGHT_TEST_URL or the plan's target), and it could not be found from the service revision: {e}"))?;
+        routed.plan_for(&found)
     }
 
     /// The stages of this service's plan: `hookDetails.greenlightPlan`, else the service in the
@@ -452,11 +593,16 @@ fn log_stages(whose: &str, stages: &Stages) {
         Ok(map) => {
             for (stage, setup) in map {
                 match setup {
-                    Ok((plan, _)) => tracing::info!(
+                    Ok((StagePlan::Ready(plan), _)) => tracing::info!(
                         plan = whose,
                         stage,
                         checks = plan.checks.len(),
                         "stage will be verified"
+                    ),
+                    Ok((StagePlan::FindRoute(_), _)) => tracing::info!(
+                        plan = whose,
+                        stage,
+                        "stage will be verified through the route found from each service revision"
                     ),
                     Err(e) => {
                         tracing::error!(plan = whose, stage, error = %e, "this stage's plan is unusable; it will answer FAILED")
@@ -602,16 +748,50 @@ fn stage_plans(
                 stages: BTreeMap::from([(stage.clone(), stage_spec.clone())]),
                 ..spec.clone()
             };
+            // ECS keeps the test rule on green after the shift: without a production URL,
+            // production stages go through the test URL.
+            let stage_url = if production {
+                production_url.or(test_url)
+            } else {
+                test_url
+            };
+            let checks = stage_spec.checks.as_ref().unwrap_or(&spec.checks);
+            let needs_route = stage_url.is_none()
+                && spec.target.is_none()
+                && stage_spec.target.is_none()
+                && checks.iter().any(|c| c.probe.asks_over_http());
+            if needs_route {
+                tracing::info!(
+                    stage,
+                    "no URL reaches green: the route will be found from each service revision"
+                );
+                let routed = RoutedPlan {
+                    spec,
+                    env: env.clone(),
+                    stage: stage.clone(),
+                    route: if production {
+                        Route::Production
+                    } else {
+                        Route::Test
+                    },
+                    resolved: std::sync::Mutex::new(None),
+                };
+                return Some((
+                    stage,
+                    Ok((StagePlan::FindRoute(Arc::new(routed)), stage_spec)),
+                ));
+            }
             let resolved = spec.for_stage(
                 &stage,
                 production,
                 test_url,
-                // ECS keeps the test rule on green after the shift: without a production URL,
-                // production stages go through the test URL.
                 production_url.or(test_url),
                 env,
             )?;
-            Some((stage, resolved.map(|plan| (Arc::new(plan), stage_spec))))
+            Some((
+                stage,
+                resolved.map(|plan| (StagePlan::Ready(Arc::new(plan)), stage_spec)),
+            ))
         })
         .collect()
 }
@@ -639,11 +819,15 @@ mod tests {
         ]));
         let stages = hook.plans.every().as_ref().as_ref().expect("a usable plan");
         let names = |stage: &str| -> Vec<String> {
-            let (plan, _) = stages[stage].as_ref().expect("resolved");
+            let Ok((StagePlan::Ready(plan), _)) = &stages[stage] else {
+                panic!("resolved")
+            };
             plan.checks.iter().map(|c| c.name.clone()).collect()
         };
         assert_eq!(names(POST_TEST_TRAFFIC_SHIFT), ["health", "same-as-blue"]);
-        let (plan, _) = stages[POST_TEST_TRAFFIC_SHIFT].as_ref().unwrap();
+        let Ok((StagePlan::Ready(plan), _)) = &stages[POST_TEST_TRAFFIC_SHIFT] else {
+            panic!("resolved")
+        };
         let Probe::Compare(compare) = &plan.checks[1].probe else {
             panic!("a compare probe")
         };

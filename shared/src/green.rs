@@ -114,7 +114,7 @@ pub struct CodeDeployGreen {
     found: tokio::sync::OnceCell<Result<GreenTargetGroup, String>>,
 }
 
-fn refused(call: &str, permission: &str, e: crate::aws::AwsError) -> String {
+pub(crate) fn refused(call: &str, permission: &str, e: crate::aws::AwsError) -> String {
     if e.is_access_denied() {
         format!("{call} was refused ({e}): the function's role needs {permission}")
     } else {
@@ -313,56 +313,7 @@ impl CodeDeployGreen {
             },
         };
         let elb = &self.clients.get().await.elb;
-        let listeners = call_until("DescribeListeners", deadline, || {
-            elb.describe_listeners().listener_arns(&listener).send()
-        })
-        .await
-        .map_err(|e| {
-            refused(
-                "DescribeListeners",
-                "elasticloadbalancing:DescribeListeners",
-                e,
-            )
-        })?;
-        let found = listeners
-            .listeners()
-            .first()
-            .ok_or_else(|| format!("the load balancer does not know listener {listener}"))?;
-        let scheme = match found.protocol().map(|p| p.as_str()) {
-            Some("HTTPS") => "https",
-            Some("HTTP") => "http",
-            other => {
-                return Err(format!(
-                    "listener {listener} speaks {}, not HTTP or HTTPS: set GREENLIGHT_TEST_URL to reach green",
-                    other.unwrap_or("an unknown protocol")
-                ))
-            }
-        };
-        let port = found
-            .port()
-            .ok_or_else(|| format!("listener {listener} has no port"))?;
-        let balancer_arn = found
-            .load_balancer_arn()
-            .ok_or_else(|| format!("listener {listener} names no load balancer"))?;
-        let balancers = call_until("DescribeLoadBalancers", deadline, || {
-            elb.describe_load_balancers()
-                .load_balancer_arns(balancer_arn)
-                .send()
-        })
-        .await
-        .map_err(|e| {
-            refused(
-                "DescribeLoadBalancers",
-                "elasticloadbalancing:DescribeLoadBalancers",
-                e,
-            )
-        })?;
-        let dns = balancers
-            .load_balancers()
-            .first()
-            .and_then(|b| b.dns_name())
-            .ok_or_else(|| format!("load balancer {balancer_arn} has no DNS name"))?;
-        let url = format!("{scheme}://{dns}:{port}");
+        let url = listener_url(elb, &listener, deadline).await?;
         tracing::info!(
             deployment_id = self.deployment_id,
             route = ?route,
@@ -372,6 +323,65 @@ impl CodeDeployGreen {
         );
         Ok(url)
     }
+}
+
+/// `http(s)://DNS:PORT` of a listener, as the load balancer names it (`DescribeListeners`,
+/// `DescribeLoadBalancers`); a listener that is not HTTP or HTTPS is refused.
+pub(crate) async fn listener_url(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+    listener: &str,
+    deadline: Deadline,
+) -> Result<String, String> {
+    let listeners = call_until("DescribeListeners", deadline, || {
+        elb.describe_listeners().listener_arns(listener).send()
+    })
+    .await
+    .map_err(|e| {
+        refused(
+            "DescribeListeners",
+            "elasticloadbalancing:DescribeListeners",
+            e,
+        )
+    })?;
+    let found = listeners
+        .listeners()
+        .first()
+        .ok_or_else(|| format!("the load balancer does not know listener {listener}"))?;
+    let scheme = match found.protocol().map(|p| p.as_str()) {
+            Some("HTTPS") => "https",
+            Some("HTTP") => "http",
+            other => {
+                return Err(format!(
+                    "listener {listener} speaks {}, not HTTP or HTTPS: set GREENLIGHT_TEST_URL to reach green",
+                    other.unwrap_or("an unknown protocol")
+                ))
+            }
+        };
+    let port = found
+        .port()
+        .ok_or_else(|| format!("listener {listener} has no port"))?;
+    let balancer_arn = found
+        .load_balancer_arn()
+        .ok_or_else(|| format!("listener {listener} names no load balancer"))?;
+    let balancers = call_until("DescribeLoadBalancers", deadline, || {
+        elb.describe_load_balancers()
+            .load_balancer_arns(balancer_arn)
+            .send()
+    })
+    .await
+    .map_err(|e| {
+        refused(
+            "DescribeLoadBalancers",
+            "elasticloadbalancing:DescribeLoadBalancers",
+            e,
+        )
+    })?;
+    let dns = balancers
+        .load_balancers()
+        .first()
+        .and_then(|b| b.dns_name())
+        .ok_or_else(|| format!("load balancer {balancer_arn} has no DNS name"))?;
+    Ok(format!("{scheme}://{dns}:{port}"))
 }
 
 impl FindGreen for CodeDeployGreen {

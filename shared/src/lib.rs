@@ -13,6 +13,7 @@ pub mod continuation;
 pub mod deadline;
 pub mod duration;
 pub mod ecs_hook;
+pub mod ecs_route;
 pub mod env;
 pub mod expect;
 pub mod files;

@@ -23,6 +23,8 @@ pub struct EcsWorld {
     pub deployments: Vec<ServiceDeployment>,
     /// (cluster, service) → its task sets: id and target group ARN.
     pub task_sets: std::collections::BTreeMap<(String, String), Vec<(String, String)>>,
+    /// Service revision ARN → its `loadBalancers` (as DescribeServiceRevisions answers them).
+    pub revisions: std::collections::BTreeMap<String, Value>,
 }
 
 impl FakeEcs {
@@ -76,6 +78,30 @@ impl FakeEcs {
         });
     }
 
+    /// A service revision behind an ALB or NLB with ECS blue/green's advanced configuration: its
+    /// test and production listener rules (ALB rule ARNs, or NLB listener ARNs).
+    pub fn add_service_revision(&self, arn: &str, test_rule: &str, production_rule: &str) {
+        self.set_revision_load_balancers(
+            arn,
+            json!([{
+                "targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/blue/1111111111111111",
+                "containerName": "web",
+                "containerPort": 8080,
+                "advancedConfiguration": {
+                    "alternateTargetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/green/2222222222222222",
+                    "productionListenerRule": production_rule,
+                    "testListenerRule": test_rule,
+                    "roleArn": "arn:aws:iam::123456789012:role/ecs-infrastructure",
+                },
+            }]),
+        );
+    }
+
+    /// A service revision with these `loadBalancers`.
+    pub fn set_revision_load_balancers(&self, arn: &str, load_balancers: Value) {
+        self.world(|w| w.revisions.insert(arn.to_string(), load_balancers));
+    }
+
     pub fn deployment_status(&self, arn: &str) -> Option<String> {
         self.world(|w| {
             w.deployments
@@ -116,6 +142,25 @@ impl World for EcsWorld {
                     }
                 }
                 Ok(json!({"services": services, "failures": failures}))
+            }
+            "DescribeServiceRevisions" => {
+                let mut revisions = Vec::new();
+                let mut failures = Vec::new();
+                for arn in input["serviceRevisionArns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let arn = arn.as_str().unwrap_or_default();
+                    match self.revisions.get(arn) {
+                        Some(load_balancers) => revisions.push(json!({
+                            "serviceRevisionArn": arn,
+                            "loadBalancers": load_balancers,
+                        })),
+                        None => failures.push(json!({"arn": arn, "reason": "MISSING"})),
+                    }
+                }
+                Ok(json!({"serviceRevisions": revisions, "failures": failures}))
             }
             "ListServiceDeployments" => {
                 if input["service"].as_str().unwrap_or_default().is_empty() {

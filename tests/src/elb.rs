@@ -1,5 +1,6 @@
 //! A fake Elastic Load Balancing v2 (the query protocol, XML answers, as the AWS SDK for Rust
-//! speaks it): target health per target group, and listeners' forward actions.
+//! speaks it): target health per target group, listeners' forward actions and addresses, and
+//! listener rules' conditions.
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,9 @@ pub struct ElbWorld {
     pub balancers: BTreeMap<String, String>,
     /// Target group name → its ARN.
     pub target_groups: BTreeMap<String, String>,
+    /// Listener rule ARN → its conditions (as DescribeRules answers them) and whether it is the
+    /// listener's default rule.
+    pub rules: BTreeMap<String, (Value, bool)>,
 }
 
 impl FakeElb {
@@ -88,6 +92,15 @@ impl FakeElb {
             .unwrap_or_default()
             .to_string();
         self.world(|w| w.target_groups.insert(name, arn.to_string()));
+    }
+
+    /// A listener rule: `conditions` as DescribeRules answers them (`[{"Field": "http-header",
+    /// "HttpHeaderConfig": {"HttpHeaderName": "x-test", "Values": ["1"]}}]`).
+    pub fn add_rule(&self, rule_arn: &str, conditions: Value, is_default: bool) {
+        self.world(|w| {
+            w.rules
+                .insert(rule_arn.to_string(), (conditions, is_default))
+        });
     }
 
     pub fn set_listener(&self, listener_arn: &str, forwards: &[(&str, u32)]) {
@@ -153,6 +166,23 @@ impl World for ElbWorld {
                     "Port": port,
                     "Protocol": protocol,
                     "DefaultActions": [{"Type": "forward", "Order": 1, "ForwardConfig": {"TargetGroups": groups}}],
+                }]}))
+            }
+            "DescribeRules" => {
+                let arn = input["RuleArns.member.1"].as_str().unwrap_or_default();
+                let (conditions, is_default) = self.rules.get(arn).ok_or_else(|| {
+                    AwsFault::new(
+                        400,
+                        "RuleNotFound",
+                        format!("One or more rules not found: {arn}"),
+                    )
+                })?;
+                Ok(json!({"Rules": [{
+                    "RuleArn": arn,
+                    "Priority": if *is_default { "default" } else { "10" },
+                    "IsDefault": is_default,
+                    "Conditions": conditions,
+                    "Actions": [{"Type": "forward", "Order": 1}],
                 }]}))
             }
             "DescribeTargetGroups" => {

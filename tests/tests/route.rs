@@ -142,3 +142,168 @@ async fn a_route_that_cannot_be_found_fails_with_what_to_set() {
         "{response:#}"
     );
 }
+
+// ECS-native: the route found from the service revision's listener rules.
+
+use greenlight::ecs_hook::EcsHook;
+use greenlight::ecs_route::EcsRoutes;
+use greenlight_fakes::FakeAnswer;
+
+const REVISION: &str =
+    "arn:aws:ecs:us-east-1:123456789012:service-revision/prod/checkout/9313423515462893900";
+const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2";
+const TEST_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/1111111111111111";
+const PRODUCTION_RULE: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2/9999999999999999";
+
+fn ecs_event() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/ecs-lifecycle-hook-post-test-traffic-shift.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The stand-in with the sample event's service revision: its test rule on the production
+/// listener (which answers on green's port at 127.0.0.1) with `conditions`, and the production
+/// rule the listener's default.
+async fn ecs_stand_in(green: &GreenServer, test_rule: &str, conditions: Value) -> AwsStandIn {
+    let standin = AwsStandIn::start("127.0.0.1:0", None).await.unwrap();
+    standin
+        .ecs
+        .add_service_revision(REVISION, test_rule, PRODUCTION_RULE);
+    standin.elb.add_rule(TEST_RULE, conditions, false);
+    standin.elb.add_rule(PRODUCTION_RULE, json!([]), true);
+    standin
+        .elb
+        .set_listener_address(LISTENER, "HTTP", port_of(&green.url()), "127.0.0.1");
+    standin
+}
+
+async fn invoke_ecs(standin: &AwsStandIn, vars: &[(&str, &str)]) -> Value {
+    let hook = EcsHook::new(&Env::from_pairs(vars.iter().copied()))
+        .with_routes(EcsRoutes::new(&standin.sdk_config().await));
+    serde_json::to_value(
+        hook.handle(ecs_event(), SystemTime::now() + Duration::from_secs(10))
+            .await,
+    )
+    .unwrap()
+}
+
+fn last_reason(answer: &Value) -> String {
+    answer["hookDetails"]["greenlight"]["lastReason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn header_rule() -> Value {
+    json!([{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Greenlight-Test", "Values": ["true"]}},
+           {"Field": "host-header", "HostHeaderConfig": {"Values": ["*.shop.example.com"]}}])
+}
+
+#[tokio::test]
+async fn an_ecs_test_rule_is_found_and_its_header_and_host_sent() {
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let standin = ecs_stand_in(&green, TEST_RULE, header_rule()).await;
+    // The plan's own value of the rule's header would miss the rule: the rule's wins.
+    let plan = "version: 1\ndefaults: {headers: {x-greenlight-test: 'false'}}\nchecks: [{name: health, path: /health, expect: {body_contains: UP}}]";
+    let answer = invoke_ecs(&standin, &[("GREENLIGHT_PLAN", plan)]).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer:#}");
+    let received = green.received();
+    assert_eq!(received.len(), 1);
+    let header = |name: &str| {
+        received[0]
+            .headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-greenlight-test").as_deref(), Some("true"));
+    assert_eq!(
+        header("host").as_deref(),
+        Some("greenlight.shop.example.com")
+    );
+    assert_eq!(
+        standin.ecs.calls_to("DescribeServiceRevisions")[0].body["serviceRevisionArns"],
+        json!([REVISION])
+    );
+
+    // No plan at all: the default plan through the found rule.
+    let answer = invoke_ecs(&standin, &[]).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer:#}");
+    assert_eq!(green.received().len(), 2);
+}
+
+#[tokio::test]
+async fn a_check_the_rule_does_not_match_is_refused_before_anything_is_sent() {
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let conditions = json!([{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}},
+                            {"Field": "http-request-method", "HttpRequestMethodConfig": {"Values": ["GET", "HEAD"]}}]);
+    let standin = ecs_stand_in(&green, TEST_RULE, conditions).await;
+    let plan =
+        "version: 1\nchecks: [{name: version, path: /api/version}, {name: health, path: /health}]";
+    let answer = invoke_ecs(&standin, &[("GREENLIGHT_PLAN", plan)]).await;
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer:#}");
+    let reason = last_reason(&answer);
+    assert!(
+        reason.contains("check health (GET /health) would not reach green through")
+            && reason.contains("the test rule matches only the paths /api/*"),
+        "{reason}"
+    );
+    assert!(green.received().is_empty());
+    let plan = "version: 1\nchecks: [{name: order, method: POST, path: /api/orders, body: '{}'}]";
+    let answer = invoke_ecs(&standin, &[("GREENLIGHT_PLAN", plan)]).await;
+    assert!(
+        last_reason(&answer).contains("only GET, HEAD requests"),
+        "{answer:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_test_route_that_reaches_blue_is_refused() {
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    // The test rule is the production rule.
+    let standin = ecs_stand_in(&green, PRODUCTION_RULE, json!([])).await;
+    let answer = invoke_ecs(&standin, &[]).await;
+    assert_eq!(answer["hookStatus"], "FAILED");
+    assert!(
+        last_reason(&answer).contains("is its production rule"),
+        "{answer:#}"
+    );
+    // The test rule is the production listener's default rule.
+    let standin = ecs_stand_in(&green, TEST_RULE, json!([])).await;
+    let answer = invoke_ecs(&standin, &[]).await;
+    assert!(
+        last_reason(&answer)
+            .contains("is the default rule of the production listener, which reaches blue"),
+        "{answer:#}"
+    );
+    // A condition greenlight cannot satisfy is named.
+    let regex = json!([{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "x-canary", "RegexValues": ["^t.*"]}}]);
+    let standin = ecs_stand_in(&green, TEST_RULE, regex).await;
+    let answer = invoke_ecs(&standin, &[]).await;
+    assert!(
+        last_reason(&answer).contains("matches http-header by regular expression"),
+        "{answer:#}"
+    );
+    assert!(green.received().is_empty());
+}
+
+#[tokio::test]
+async fn an_nlb_test_listener_is_a_route_by_itself_and_a_refusal_names_the_permission() {
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let nlb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/net/shop/1234/5678";
+    let standin = ecs_stand_in(&green, nlb, json!([])).await;
+    standin
+        .elb
+        .set_listener_address(nlb, "HTTP", port_of(&green.url()), "127.0.0.1");
+    let answer = invoke_ecs(&standin, &[]).await;
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer:#}");
+    assert!(standin.elb.calls_to("DescribeRules").is_empty());
+
+    standin.ecs.answer_always(FakeAnswer::access_denied());
+    let answer = invoke_ecs(&standin, &[]).await;
+    assert_eq!(answer["hookStatus"], "FAILED");
+    assert!(
+        last_reason(&answer).contains("the function's role needs ecs:DescribeServiceRevisions"),
+        "{answer:#}"
+    );
+}

@@ -207,6 +207,9 @@ fn each_function_gets_exactly_the_actions_it_uses() {
             "ecs-lifecycle-hook",
             BTreeSet::from([
                 "ssm:GetParameter",
+                "ecs:DescribeServiceRevisions",
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeLoadBalancers",
                 "cloudwatch:GetMetricData",
                 "elasticloadbalancing:DescribeTargetHealth",
                 "elasticloadbalancing:DescribeListeners",

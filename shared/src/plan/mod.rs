@@ -436,6 +436,39 @@ impl PlanSpec {
         Some(stage_plan.resolve(setting, env))
     }
 
+    /// Every HTTP request of the plan (checks, their routes, `ready:`, stages' own checks) sends
+    /// these headers, in place of the plan's own of the same name: what a load balancer rule
+    /// needs to route the request to green.
+    pub fn send_headers(&mut self, headers: &[(String, String)]) -> Result<(), String> {
+        let mut parsed = Vec::new();
+        for (name, value) in headers {
+            let header = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a header name"))?;
+            reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of header {name} cannot be sent"))?;
+            let template = Template::parse(&value.replace('$', "$$"))?;
+            parsed.push((header, template));
+        }
+        let set = |own: &mut Vec<(HeaderName, Template)>| {
+            own.retain(|(name, _)| !parsed.iter().any(|(p, _)| p == name));
+            own.extend(parsed.iter().cloned());
+        };
+        let stage_checks = self.stages.values_mut().filter_map(|s| s.checks.as_mut());
+        let ready_checks = self.ready.iter_mut().map(|r| &mut r.checks);
+        for checks in std::iter::once(&mut self.checks)
+            .chain(ready_checks)
+            .chain(stage_checks)
+        {
+            for check in checks.iter_mut() {
+                set(&mut check.headers);
+                for route in &mut check.routes {
+                    set(&mut route.headers);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// [`PlanSpec::resolve`], registering the plan's secrets with `registry` instead of the
     /// process's: for tools that resolve many unrelated plans (the fuzzer), whose secrets must
     /// not pile up in one matcher.
