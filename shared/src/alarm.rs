@@ -19,6 +19,8 @@ pub struct AlarmEvent {
     pub alarm_name: String,
     /// `resources[0]`: the alarm's ARN, used to read its tags.
     pub alarm_arn: Option<String>,
+    /// The event's `account`: where the alarm is (forwarded events keep it).
+    pub account: Option<String>,
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
     pub state: String,
     pub previous_state: Option<String>,
@@ -39,6 +41,15 @@ pub struct AlarmEvent {
 }
 
 impl AlarmEvent {
+    /// The account the alarm is in: its ARN's, else the event's.
+    pub fn alarm_account(&self) -> Option<&str> {
+        self.alarm_arn
+            .as_deref()
+            .and_then(|arn| arn.split(':').nth(4))
+            .filter(|a| !a.is_empty())
+            .or(self.account.as_deref())
+    }
+
     pub fn is_alarm(&self) -> bool {
         self.state == "ALARM"
     }
@@ -108,6 +119,7 @@ pub fn parse_alarm_event(payload: &Value) -> Result<AlarmEvent, AlarmEventError>
     Ok(AlarmEvent {
         detail_type,
         alarm_arn: payload["resources"].get(0).and_then(text),
+        account: text(&payload["account"]),
         state: state_value,
         previous_state: text(&detail["previousState"]["value"]),
         reason: text(&state["reason"]).unwrap_or_default(),

@@ -63,6 +63,23 @@ fn grants(function: &Value) -> Vec<(String, Value)> {
     out
 }
 
+/// The text of an `Fn::Sub` (its first element when it is a list, with `${Name}` the function
+/// name prefix, else the stack name).
+fn sub_text(value: &Value) -> String {
+    let sub = &value["Fn::Sub"];
+    match sub {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => {
+            assert_eq!(
+                parts[1]["Name"],
+                json!({"Fn::If": ["HasFunctionNamePrefix", {"Ref": "FunctionNamePrefix"}, {"Ref": "AWS::StackName"}]})
+            );
+            parts[0].as_str().unwrap_or_default().to_string()
+        }
+        _ => String::new(),
+    }
+}
+
 fn binary(function: &Value) -> String {
     function["Metadata"]["BuildProperties"]["Binary"]
         .as_str()
@@ -103,20 +120,18 @@ fn codedeploy_hooks_are_named_for_the_managed_codedeploy_role_and_the_stack() {
             binary(&f).as_str(),
             "after-allow-test-traffic" | "before-allow-traffic" | "after-allow-traffic"
         ) {
-            let function_name = f["Properties"]["FunctionName"]["Fn::Sub"]
-                .as_str()
-                .unwrap_or_default();
+            let function_name = sub_text(&f["Properties"]["FunctionName"]);
             assert!(
                 function_name.starts_with("CodeDeployHook_"),
                 "{name}: {function_name}"
             );
             assert!(
-                function_name.contains("${AWS::StackName}"),
+                function_name.contains("${Name}"),
                 "{name}: two stacks must not collide"
             );
             // 64 characters at most: the 32 that are not the stack name leave 32 for it.
             assert!(
-                function_name.replace("${AWS::StackName}", "").len() <= 32,
+                function_name.replace("${Name}", "").len() <= 32,
                 "{name}: {function_name}"
             );
         }
@@ -350,6 +365,8 @@ fn functions_get_the_documented_environment() {
             "alarm-rollback",
             BTreeSet::from([
                 "GREENLIGHT_DRY_RUN",
+                "GREENLIGHT_ACCOUNT_ID",
+                "GREENLIGHT_ALARM_ACCOUNTS",
                 "GREENLIGHT_ALARM_TARGETS",
                 "GREENLIGHT_DISCOVERY_APPLICATIONS",
                 "GREENLIGHT_ALLOWED_TARGETS",
@@ -433,12 +450,9 @@ fn every_function_logs_to_a_group_with_a_retention() {
             json!({"Ref": "LogRetentionDays"}),
             "{name}"
         );
-        let log_name = resource["Properties"]["LogGroupName"]["Fn::Sub"]
-            .as_str()
-            .unwrap_or_default();
-        let function_name = f["Properties"]["FunctionName"]["Fn::Sub"]
-            .as_str()
-            .unwrap_or_default();
+        let log_name = sub_text(&resource["Properties"]["LogGroupName"]);
+        let function_name = sub_text(&f["Properties"]["FunctionName"]);
+        assert!(!function_name.is_empty(), "{name}");
         assert_eq!(log_name, format!("/aws/lambda/{function_name}"), "{name}");
     }
 }
@@ -474,9 +488,9 @@ fn a_codedeploy_hook_may_invoke_only_itself_to_continue_a_bake() {
             assert!(invokes.is_empty(), "{name}");
             continue;
         }
-        let own_name = f["Properties"]["FunctionName"]["Fn::Sub"].as_str().unwrap();
+        let own_name = sub_text(&f["Properties"]["FunctionName"]);
         assert_eq!(invokes.len(), 1, "{name}");
-        let resource = invokes[0]["Fn::Sub"].as_str().unwrap_or_default();
+        let resource = sub_text(&invokes[0]);
         assert!(
             resource.ends_with(&format!(":function:{own_name}")),
             "{name} may invoke {resource}, not only itself ({own_name})"
@@ -514,4 +528,23 @@ fn services_plans_are_read_only_under_the_prefix_and_only_when_one_is_set() {
         t["Parameters"]["PlansParameterPrefix"]["Default"],
         "/greenlight/plans"
     );
+}
+
+#[test]
+fn alarm_rollback_acts_only_on_this_accounts_alarms_and_those_listed() {
+    let t = template();
+    let f = alarm_rollback(&t);
+    let vars = &f["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        vars["GREENLIGHT_ACCOUNT_ID"],
+        json!({"Ref": "AWS::AccountId"})
+    );
+    assert_eq!(
+        vars["GREENLIGHT_ALARM_ACCOUNTS"],
+        json!({"Ref": "AlarmAccounts"})
+    );
+    assert_eq!(t["Parameters"]["AlarmAccounts"]["Default"], "");
+    let rule = &f["Properties"]["Events"]["AlarmStateChange"]["Properties"];
+    assert_eq!(rule["EventBusName"], json!({"Ref": "AlarmEventBusName"}));
+    assert_eq!(t["Parameters"]["AlarmEventBusName"]["Default"], "default");
 }

@@ -25,6 +25,8 @@ pub enum Ignored {
         later_at: SystemTime,
     },
     NothingGuarded,
+    /// The alarm is in an account whose alarms this function does not act on.
+    OtherAccount(Option<String>),
 }
 
 impl std::fmt::Display for Ignored {
@@ -45,6 +47,13 @@ impl std::fmt::Display for Ignored {
                 "superseded: this ALARM is from {}, and the alarm entered {later_state} later, at {}",
                 timestamp::format(*alarm_at),
                 timestamp::format(*later_at)
+            ),
+            Ignored::OtherAccount(Some(account)) => write!(
+                f,
+                "the alarm is in account {account}, not this one (list it in GREENLIGHT_ALARM_ACCOUNTS to act on its alarms)"
+            ),
+            Ignored::OtherAccount(None) => f.write_str(
+                "the event does not say which account the alarm is in, so it cannot be this account's",
             ),
             Ignored::NothingGuarded => f.write_str(
                 "no deployment is guarded by this alarm (no greenlight tags, mapping entry or deployment group lists it)",

@@ -197,6 +197,15 @@ impl AlarmRollback {
             decision.ignored = Some(Ignored::NotAStateChange(event.detail_type.clone()));
             return decision;
         }
+        // Before anything is recorded: another account's alarm of the same name says nothing of
+        // this account's.
+        if let Some(accounts) = &settings.alarm_accounts {
+            let account = event.alarm_account();
+            if !account.is_some_and(|a| accounts.iter().any(|known| known == a)) {
+                decision.ignored = Some(Ignored::OtherAccount(account.map(str::to_string)));
+                return decision;
+            }
+        }
         if let Some(at) = event.entered_at {
             inner
                 .history

@@ -116,6 +116,9 @@ pub struct RollbackSettings {
     pub discovery: Discovery,
     /// `None`: every target the role may stop.
     pub allowed: Option<AllowList>,
+    /// `GREENLIGHT_ACCOUNT_ID` and `GREENLIGHT_ALARM_ACCOUNTS`: the accounts whose alarms may
+    /// roll back this account's deployments (`None`: not known, every alarm).
+    pub alarm_accounts: Option<Vec<String>>,
     /// Settings that could not be read; reported with every decision.
     pub problems: Vec<String>,
 }
@@ -127,6 +130,7 @@ impl Default for RollbackSettings {
             mapping: None,
             discovery: Discovery::All,
             allowed: None,
+            alarm_accounts: None,
             problems: Vec::new(),
         }
     }
@@ -171,12 +175,50 @@ impl RollbackSettings {
                 Some(AllowList(Vec::new()))
             }
         };
+        let alarm_accounts = alarm_accounts(env, &mut problems);
         RollbackSettings {
             dry_run,
             mapping,
             discovery,
             allowed,
+            alarm_accounts,
             problems,
+        }
+    }
+}
+
+/// The function's own account (`GREENLIGHT_ACCOUNT_ID`, which the template sets) and the
+/// accounts whose alarms it also acts on (`GREENLIGHT_ALARM_ACCOUNTS`, comma-separated: a central
+/// monitoring account whose alarms are forwarded here). A value that is not a 12-digit account
+/// id accepts no alarm at all until it is fixed.
+fn alarm_accounts(env: &Env, problems: &mut Vec<String>) -> Option<Vec<String>> {
+    let read = |name: &str| -> Result<Vec<String>, String> {
+        let text = env.setting(name).map_err(|e| e.to_string())?;
+        text.iter()
+            .flat_map(|t| t.split(','))
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                    Ok(a.to_string())
+                } else {
+                    Err(format!("{name}: {a:?} is not a 12-digit AWS account id"))
+                }
+            })
+            .collect()
+    };
+    match (
+        read("GREENLIGHT_ACCOUNT_ID"),
+        read("GREENLIGHT_ALARM_ACCOUNTS"),
+    ) {
+        (Ok(own), _) if own.is_empty() => None,
+        (Ok(mut own), Ok(others)) => {
+            own.extend(others);
+            Some(own)
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            problems.push(format!("{e}; no alarm is acted on until it is fixed"));
+            Some(Vec::new())
         }
     }
 }
@@ -184,6 +226,38 @@ impl RollbackSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alarm_accounts_are_this_one_and_those_listed_and_garbage_accepts_none() {
+        let read = |pairs: &[(&str, &str)]| {
+            let mut problems = Vec::new();
+            let accounts = alarm_accounts(&Env::from_pairs(pairs.iter().copied()), &mut problems);
+            (accounts, problems)
+        };
+        assert_eq!(read(&[]), (None, vec![]));
+        assert_eq!(
+            read(&[
+                ("GREENLIGHT_ACCOUNT_ID", "111111111111"),
+                ("GREENLIGHT_ALARM_ACCOUNTS", "222222222222, 333333333333")
+            ])
+            .0,
+            Some(vec![
+                "111111111111".into(),
+                "222222222222".into(),
+                "333333333333".into()
+            ])
+        );
+        let (accounts, problems) = read(&[
+            ("GREENLIGHT_ACCOUNT_ID", "111111111111"),
+            ("GREENLIGHT_ALARM_ACCOUNTS", "prod"),
+        ]);
+        assert_eq!(accounts, Some(vec![]));
+        assert!(
+            problems[0]
+                .contains("GREENLIGHT_ALARM_ACCOUNTS: \"prod\" is not a 12-digit AWS account id"),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn dry_run_accepts_the_usual_spellings_and_fails_safe() {

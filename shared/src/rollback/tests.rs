@@ -220,3 +220,67 @@ async fn duplicate_events_stop_once() {
     r.decide_and_act(&event("ALARM", 100), soon()).await;
     assert_eq!(world.stops(), vec!["d-GREEN"]);
 }
+
+/// The same alarm, raised in `account`.
+fn event_in(account: &str) -> AlarmEvent {
+    parse_alarm_event(&json!({
+        "detail-type": "CloudWatch Alarm State Change",
+        "account": account,
+        "resources": [ALARM_ARN.replace("123456789012", account)],
+        "detail": {"alarmName": "checkout-5xx", "state": {"value": "ALARM", "reason": "r",
+            "timestamp": crate::timestamp::format(at(100))}}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn another_accounts_alarm_of_the_same_name_never_stops_this_accounts_deployment() {
+    let world = World::default();
+    world.tag(
+        &ALARM_ARN.replace("123456789012", "999999999999"),
+        &[
+            ("greenlight:codedeploy-application", "checkout"),
+            ("greenlight:codedeploy-deployment-group", "checkout-prod"),
+        ],
+    );
+    tagged(&world);
+    world.deploy(&group(), "d-MINE", at(0));
+    let env = [
+        ("GREENLIGHT_DISCOVERY_APPLICATIONS", "off"),
+        ("GREENLIGHT_ACCOUNT_ID", "123456789012"),
+    ];
+    let r = rollback(&world, &env);
+    let foreign = r.decide_and_act(&event_in("999999999999"), soon()).await;
+    assert!(world.stops().is_empty());
+    assert_eq!(
+        foreign.ignored,
+        Some(Ignored::OtherAccount(Some("999999999999".into())))
+    );
+    assert!(serde_json::to_string(&foreign)
+        .unwrap()
+        .contains("the alarm is in account 999999999999, not this one"));
+    // A central monitoring account, listed, is acted on; so is this account's own alarm.
+    let r = rollback(
+        &world,
+        &[
+            ("GREENLIGHT_DISCOVERY_APPLICATIONS", "off"),
+            ("GREENLIGHT_ACCOUNT_ID", "123456789012"),
+            ("GREENLIGHT_ALARM_ACCOUNTS", "999999999999"),
+        ],
+    );
+    assert_eq!(
+        r.decide_and_act(&event_in("999999999999"), soon())
+            .await
+            .count("stopped"),
+        1
+    );
+    world.deploy(&group(), "d-MINE-2", at(0));
+    let r = rollback(&world, &env);
+    assert_eq!(
+        r.decide_and_act(&event_in("123456789012"), soon())
+            .await
+            .count("stopped"),
+        1
+    );
+    assert_eq!(world.stops(), vec!["d-MINE", "d-MINE-2"]);
+}
