@@ -86,6 +86,44 @@ async fn a_healthy_green_is_promoted_to_production() {
 }
 
 #[tokio::test]
+async fn one_greenlight_serves_two_services_each_with_its_own_plan_and_found_route() {
+    let (output, outcome) = rehearse("fleet").await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let services = outcome["services"].as_array().unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[0]["service"], "checkout/checkout-prod");
+    assert_eq!(services[0]["result"], "promoted");
+    assert!(
+        services[0]["production_requests"]["green"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    // payments' own plan (its checks' names) caught its broken green; checkout's green passed
+    // the rehearsal plan, through the test listener each hook found from the deployment.
+    assert_eq!(services[1]["service"], "payments/payments-prod");
+    assert_eq!(services[1]["result"], "rolled-back");
+    assert_eq!(
+        services[1]["failing_checks"],
+        serde_json::json!(["payments-orders"])
+    );
+    assert_eq!(services[1]["production_requests"]["green"], 0);
+    let steps = steps(&outcome);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s
+                == "checkout AfterAllowTestTraffic hook reported Succeeded: all 3 checks passed"),
+        "{steps:#?}"
+    );
+    assert!(
+        steps.iter().any(|s| s
+            == "payments AfterAllowTestTraffic hook reported Failed: 1 of 2 checks did not pass"),
+        "{steps:#?}"
+    );
+}
+
+#[tokio::test]
 async fn a_broken_green_is_caught_by_the_hook_and_never_sees_production() {
     let (output, outcome) = rehearse("broken").await;
     assert_eq!(

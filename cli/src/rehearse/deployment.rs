@@ -6,8 +6,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use greenlight_demo_app::{DemoApp, Mode, Running};
 use greenlight_fakes::alb::{Listener, Side};
+use greenlight_fakes::codedeploy::EcsBlueGreen;
 use greenlight_fakes::{
-    FakeCloudWatch, FakeCodeDeploy, FakeEcs, FunctionProcess, InvocationResult, RuntimeApi,
+    FakeCloudWatch, FakeCodeDeploy, FakeEcs, FakeElb, FunctionProcess, InvocationResult, RuntimeApi,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -16,13 +17,39 @@ use super::binaries::Binaries;
 use super::timeline::{Entry, Timeline};
 use super::Scenario;
 
-const APPLICATION: &str = "checkout";
-const DEPLOYMENT_GROUP: &str = "checkout-prod";
-const DEPLOYMENT_ID: &str = "d-REHEARSAL1";
-const ALARM_NAME: &str = "checkout-5xx";
-/// Green's target group and the load balancer, as the ALB publishes their metrics' dimensions.
-const GREEN_TARGET_GROUP: &str = "targetgroup/checkout-green/5e1c0a7f3b2d4c6a";
-const LOAD_BALANCER: &str = "app/checkout/0f9e8d7c6b5a4321";
+/// The service every scenario deploys.
+const CHECKOUT: ServiceSpec = ServiceSpec {
+    application: "checkout",
+    group: "checkout-prod",
+    deployment_id: "d-REHEARSAL1",
+    alarm: "checkout-5xx",
+    green_target_group: "targetgroup/checkout-green/5e1c0a7f3b2d4c6a",
+    load_balancer: "app/checkout/0f9e8d7c6b5a4321",
+};
+/// The second service of the fleet scenario, deployed through the same greenlight.
+const PAYMENTS: ServiceSpec = ServiceSpec {
+    application: "payments",
+    group: "payments-prod",
+    deployment_id: "d-REHEARSAL2",
+    alarm: "payments-5xx",
+    green_target_group: "targetgroup/payments-green/7a6b5c4d3e2f1a0b",
+    load_balancer: "app/payments/1a2b3c4d5e6f7a8b",
+};
+/// payments' own plan in the fleet scenario (checkout keeps the rehearsal plan).
+const PAYMENTS_PLAN: &str = "version: 1\nbudget: 20s\ndefaults: {timeout: 2s}\nchecks:\n  - {name: payments-health, path: /health, expect: {status: 200}}\n  - {name: payments-orders, path: /api/orders, expect: {status: 200}}\n";
+
+/// One service of a rehearsal: its names, and the ids its deployment and load balancer have.
+#[derive(Debug, Clone, Copy)]
+struct ServiceSpec {
+    application: &'static str,
+    group: &'static str,
+    deployment_id: &'static str,
+    alarm: &'static str,
+    /// Green's target group and the load balancer, as the ALB publishes their metrics' dimensions.
+    green_target_group: &'static str,
+    load_balancer: &'static str,
+}
+
 /// The hooks' Lambda timeout in the rehearsal.
 const HOOK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the termination wait (with production traffic) lasts before blue is terminated.
@@ -55,7 +82,8 @@ impl Result {
     }
 }
 
-/// How a rehearsed deployment ended, and why.
+/// How a rehearsal ended, and why: for its first service at the top level (checkout), and for
+/// each service it deployed in `services`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub scenario: Scenario,
@@ -65,7 +93,19 @@ pub struct Outcome {
     pub failing_checks: Vec<String>,
     /// Requests production served from each side.
     pub production_requests: ProductionRequests,
+    pub services: Vec<ServiceOutcome>,
     pub timeline: Vec<Entry>,
+}
+
+/// How one service's deployment ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceOutcome {
+    /// `APPLICATION/GROUP`.
+    pub service: String,
+    pub result: Result,
+    pub reason: String,
+    pub failing_checks: Vec<String>,
+    pub production_requests: ProductionRequests,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -102,20 +142,39 @@ impl Function {
     }
 }
 
-/// Everything one rehearsal runs; dropping it stops every server and process.
-struct Stack {
+/// One service's blue, green and listeners; dropping it stops its servers and its traffic.
+struct Service {
+    spec: ServiceSpec,
     blue: Option<Running>,
     green: Option<Running>,
     production: Listener,
     test: Listener,
+    _traffic: AbortOnDrop,
+}
+
+/// Everything one rehearsal runs; dropping it stops every server and process.
+struct Stack {
+    services: Vec<Service>,
     codedeploy: FakeCodeDeploy,
     _ecs: FakeEcs,
+    _elb: FakeElb,
     _cloudwatch: Arc<FakeCloudWatch>,
     /// The hooks before the production shift, in lifecycle order.
     hooks: Vec<(&'static str, Function)>,
     /// AfterAllowTraffic: after the production shift, green's metrics.
     after_traffic: Function,
     alarm_rollback: Function,
+}
+
+impl Stack {
+    /// A timeline step of `spec`'s deployment: named with the service when there are several.
+    fn label(&self, spec: ServiceSpec, step: &str) -> String {
+        if self.services.len() > 1 {
+            format!("{} {step}", spec.application)
+        } else {
+            step.to_string()
+        }
+    }
 }
 
 pub async fn rehearse(
@@ -125,17 +184,52 @@ pub async fn rehearse(
     verbose: bool,
 ) -> anyhow::Result<Outcome> {
     let mut t = Timeline::new(live);
-    let mut stack = start_stack(functions_dir).await?;
-    t.step(
-        "start",
-        format!(
-            "blue 1.0.0 serves production listener {} and test listener {}",
-            stack.production.url(),
-            stack.test.url()
-        ),
-    );
-    let _traffic = production_traffic(&stack.production.url());
-    let outcome = walk(scenario, &mut stack, &mut t).await;
+    let specs: &[ServiceSpec] = if scenario == Scenario::Fleet {
+        &[CHECKOUT, PAYMENTS]
+    } else {
+        &[CHECKOUT]
+    };
+    let mut stack = start_stack(functions_dir, specs).await?;
+    for service in &stack.services {
+        t.step(
+            "start",
+            format!(
+                "{}: blue 1.0.0 serves production listener {} and test listener {}",
+                service.spec.application,
+                service.production.url(),
+                service.test.url()
+            ),
+        );
+    }
+    if scenario == Scenario::Fleet {
+        t.step(
+            "greenlight",
+            "one set of hook functions for both services: no URL configured, GREENLIGHT_PLANS gives each service its plan, and each hook finds the service's test listener from its deployment",
+        );
+    }
+    let mut services = Vec::new();
+    for index in 0..stack.services.len() {
+        let mode = match (scenario, index) {
+            (Scenario::Healthy, _) | (Scenario::Fleet, 0) => Mode::Healthy,
+            (Scenario::Broken, _) | (Scenario::Fleet, _) => Mode::Broken,
+            (Scenario::Alarm, _) => Mode::FailsAfter(20),
+            (Scenario::Slow, _) => Mode::SlowsAfter(20),
+        };
+        let (result, reason, failing_checks) = walk(mode, &mut stack, index, &mut t).await?;
+        let counts = stack.services[index].production.counts();
+        let spec = stack.services[index].spec;
+        services.push(ServiceOutcome {
+            service: format!("{}/{}", spec.application, spec.group),
+            result,
+            reason,
+            failing_checks,
+            production_requests: ProductionRequests {
+                blue: counts.blue,
+                green: counts.green,
+                green_5xx: counts.green_5xx,
+            },
+        });
+    }
     if verbose {
         for function in stack
             .hooks
@@ -150,23 +244,26 @@ pub async fn rehearse(
             ));
         }
     }
-    let counts = stack.production.counts();
-    let (result, reason, failing_checks) = outcome?;
+    let first = services[0].clone();
     Ok(Outcome {
         scenario,
-        result,
-        reason,
-        failing_checks,
-        production_requests: ProductionRequests {
-            blue: counts.blue,
-            green: counts.green,
-            green_5xx: counts.green_5xx,
-        },
+        result: first.result,
+        reason: first.reason,
+        failing_checks: first.failing_checks,
+        production_requests: first.production_requests,
+        services,
         timeline: t.entries,
     })
 }
 
-async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
+/// Blue and the listeners of `spec`; its deployment in the CodeDeploy stand-in, with the
+/// listeners the load balancer stand-in knows; production traffic from the start.
+async fn start_service(
+    spec: ServiceSpec,
+    codedeploy: &FakeCodeDeploy,
+    elb: &FakeElb,
+    cloudwatch: &Arc<FakeCloudWatch>,
+) -> anyhow::Result<Service> {
     let blue = DemoApp {
         color: "blue".into(),
         version: "1.0.0".into(),
@@ -174,12 +271,9 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
     }
     .serve("127.0.0.1:0")
     .await
-    .context("starting blue")?;
+    .with_context(|| format!("starting {}'s blue", spec.application))?;
     let production = Listener::start(&blue.url()).await;
     let test = Listener::start(&blue.url()).await;
-    let codedeploy = FakeCodeDeploy::start().await;
-    let ecs = FakeEcs::start().await;
-    let cloudwatch = Arc::new(FakeCloudWatch::start().await);
     // What an ALB publishes for green's target group: every answer through the production
     // listener, by the second.
     let metrics = cloudwatch.clone();
@@ -192,8 +286,8 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default();
         let dimensions = [
-            ("TargetGroup", GREEN_TARGET_GROUP),
-            ("LoadBalancer", LOAD_BALANCER),
+            ("TargetGroup", spec.green_target_group),
+            ("LoadBalancer", spec.load_balancer),
         ];
         let namespace = "AWS/ApplicationELB";
         metrics.put(namespace, "RequestCount", &dimensions, at, 1.0);
@@ -213,22 +307,90 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
             took.as_secs_f64(),
         );
     }));
-    codedeploy.add_deployment(DEPLOYMENT_ID, APPLICATION, DEPLOYMENT_GROUP, "InProgress");
+    // The deployment group's listeners, as CodeDeploy and the load balancer know them: a hook
+    // with no URL finds the test listener from them.
+    let listener = |name: &str| {
+        format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/{}/{}",
+            spec.load_balancer, name
+        )
+    };
+    let (production_arn, test_arn) = (listener("80production"), listener("8080test"));
+    codedeploy.add_ecs_blue_green(
+        spec.deployment_id,
+        spec.application,
+        spec.group,
+        EcsBlueGreen {
+            cluster: "rehearsal".into(),
+            service: spec.application.into(),
+            production_listener: production_arn.clone(),
+            test_listener: test_arn.clone(),
+            target_groups: [
+                format!("{}-blue", spec.application),
+                format!("{}-green", spec.application),
+            ],
+            task_sets: Vec::new(),
+        },
+    );
+    for (arn, url) in [(&production_arn, production.url()), (&test_arn, test.url())] {
+        let port = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .context("a listener's port")?;
+        elb.set_listener_address(arn, "HTTP", port, "127.0.0.1");
+    }
+    let traffic = production_traffic(&production.url());
+    Ok(Service {
+        spec,
+        blue: Some(blue),
+        green: None,
+        production,
+        test,
+        _traffic: traffic,
+    })
+}
+
+async fn start_stack(functions_dir: &Binaries, specs: &[ServiceSpec]) -> anyhow::Result<Stack> {
+    let codedeploy = FakeCodeDeploy::start().await;
+    let ecs = FakeEcs::start().await;
+    let elb = FakeElb::start().await;
+    let cloudwatch = Arc::new(FakeCloudWatch::start().await);
+    let mut services = Vec::new();
+    for spec in specs {
+        services.push(start_service(*spec, &codedeploy, &elb, &cloudwatch).await?);
+    }
     let aws = vec![
         ("AWS_ENDPOINT_URL", codedeploy.url()),
         ("AWS_ENDPOINT_URL_CODEDEPLOY", codedeploy.url()),
         ("AWS_ENDPOINT_URL_ECS", ecs.url()),
         ("AWS_ENDPOINT_URL_CLOUDWATCH", cloudwatch.url()),
+        ("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", elb.url()),
     ];
     let mut hook_env = aws.clone();
     hook_env.extend([
-        ("GREENLIGHT_TEST_URL", test.url()),
-        ("GREENLIGHT_PLAN", PLAN.to_string()),
         ("EXPECTED_VERSION", "2.0.0".to_string()),
-        ("GREENLIGHT_PRODUCTION_URL", production.url()),
-        ("GREEN_TARGET_GROUP", GREEN_TARGET_GROUP.to_string()),
-        ("LOAD_BALANCER", LOAD_BALANCER.to_string()),
+        (
+            "GREEN_TARGET_GROUP",
+            CHECKOUT.green_target_group.to_string(),
+        ),
+        ("LOAD_BALANCER", CHECKOUT.load_balancer.to_string()),
     ]);
+    if specs.len() == 1 {
+        hook_env.extend([
+            ("GREENLIGHT_TEST_URL", services[0].test.url()),
+            ("GREENLIGHT_PLAN", PLAN.to_string()),
+            ("GREENLIGHT_PRODUCTION_URL", services[0].production.url()),
+        ]);
+    } else {
+        // One greenlight for the fleet: each service's own plan, and no URL: each hook finds the
+        // route to the service's green from its deployment.
+        let plans = serde_json::json!({
+            format!("{}/{}", CHECKOUT.application, CHECKOUT.group): PLAN,
+            format!("{}/{}", PAYMENTS.application, PAYMENTS.group): PAYMENTS_PLAN,
+        });
+        hook_env.push(("GREENLIGHT_PLANS", plans.to_string()));
+    }
     let hooks = vec![
         (
             "AfterAllowTestTraffic",
@@ -242,12 +404,10 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
     let after_traffic = Function::start(functions_dir, "after-allow-traffic", &hook_env).await?;
     let alarm_rollback = Function::start(functions_dir, "alarm-rollback", &aws).await?;
     Ok(Stack {
-        blue: Some(blue),
-        green: None,
-        production,
-        test,
+        services,
         codedeploy,
         _ecs: ecs,
+        _elb: elb,
         _cloudwatch: cloudwatch,
         hooks,
         after_traffic,
@@ -257,15 +417,20 @@ async fn start_stack(functions_dir: &Binaries) -> anyhow::Result<Stack> {
 
 type Walked = anyhow::Result<(Result, String, Vec<String>)>;
 
-/// The ECS lifecycle as CodeDeploy runs it.
-async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked {
-    t.step("BeforeInstall", "no hook configured");
-    let mode = match scenario {
-        Scenario::Healthy => Mode::Healthy,
-        Scenario::Broken => Mode::Broken,
-        Scenario::Alarm => Mode::FailsAfter(20),
-        Scenario::Slow => Mode::SlowsAfter(20),
-    };
+/// The ECS lifecycle as CodeDeploy runs it, for service `index` with a green that behaves as
+/// `mode`.
+async fn walk(mode: Mode, stack: &mut Stack, index: usize, t: &mut Timeline) -> Walked {
+    let spec = stack.services[index].spec;
+    let label = |step: &str| stack.label(spec, step);
+    let (install, after_install, allow_test, allow, wait, succeeded) = (
+        label("Install"),
+        label("AfterInstall"),
+        label("AllowTestTraffic"),
+        label("AllowTraffic"),
+        label("termination wait"),
+        label("Succeeded"),
+    );
+    t.step(&label("BeforeInstall"), "no hook configured");
     let green = DemoApp {
         color: "green".into(),
         version: "2.0.0".into(),
@@ -274,30 +439,30 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
     .serve("127.0.0.1:0")
     .await
     .context("starting green")?;
-    stack.production.set_green(Some(&green.url()));
-    stack.test.set_green(Some(&green.url()));
+    let service = &mut stack.services[index];
+    service.production.set_green(Some(&green.url()));
+    service.test.set_green(Some(&green.url()));
     t.step(
-        "Install",
+        &install,
         format!(
             "green 2.0.0 task set started on {} (target group 2)",
             green.url()
         ),
     );
-    stack.green = Some(green);
-    t.step("AfterInstall", "no hook configured");
-    stack.test.shift_to_green(100);
+    service.green = Some(green);
+    t.step(&after_install, "no hook configured");
+    service.test.shift_to_green(100);
     t.step(
-        "AllowTestTraffic",
+        &allow_test,
         "test listener -> green 100%; production stays on blue",
     );
 
-    for index in 0..stack.hooks.len() {
-        let (event, _) = &stack.hooks[index];
-        let event = *event;
-        let (_, function) = &stack.hooks[index];
-        if let Some((reason, failing)) = run_hook(stack, (event, function), t).await? {
-            roll_back(stack, t, "the deployment failed");
-            stack.codedeploy.world(|w| set_status(w, "Failed"));
+    for hook in 0..stack.hooks.len() {
+        let (event, function) = &stack.hooks[hook];
+        if let Some((reason, failing)) = run_hook(stack, spec, (event, function), t).await? {
+            let event = *event;
+            roll_back(stack, index, t, "the deployment failed");
+            stack.codedeploy.world(|w| set_status(w, spec, "Failed"));
             return Ok((
                 Result::RolledBack,
                 format!("{event} hook reported Failed: {reason}"),
@@ -306,12 +471,12 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
         }
     }
 
-    stack.production.shift_to_green(100);
-    t.step("AllowTraffic", "production listener -> green 100%");
+    stack.services[index].production.shift_to_green(100);
+    t.step(&allow, "production listener -> green 100%");
     let after_traffic = ("AfterAllowTraffic", &stack.after_traffic);
-    if let Some((reason, failing)) = run_hook(stack, after_traffic, t).await? {
-        roll_back(stack, t, "the deployment failed");
-        stack.codedeploy.world(|w| set_status(w, "Failed"));
+    if let Some((reason, failing)) = run_hook(stack, spec, after_traffic, t).await? {
+        roll_back(stack, index, t, "the deployment failed");
+        stack.codedeploy.world(|w| set_status(w, spec, "Failed"));
         return Ok((
             Result::RolledBack,
             format!("AfterAllowTraffic hook reported Failed: {reason}"),
@@ -319,20 +484,21 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
         ));
     }
     t.step(
-        "termination wait",
+        &wait,
         format!(
-            "blue kept for {}s while production traffic flows; alarm {ALARM_NAME} watches green",
-            TERMINATION_WAIT.as_secs()
+            "blue kept for {}s while production traffic flows; alarm {} watches green",
+            TERMINATION_WAIT.as_secs(),
+            spec.alarm
         ),
     );
-    if let Some(reason) = bake(stack, t).await? {
-        roll_back(stack, t, "the deployment was stopped");
+    if let Some(reason) = bake(stack, index, t).await? {
+        roll_back(stack, index, t, "the deployment was stopped");
         return Ok((Result::RolledBack, reason, Vec::new()));
     }
-    stack.codedeploy.world(|w| set_status(w, "Succeeded"));
-    stack.blue = None;
+    stack.codedeploy.world(|w| set_status(w, spec, "Succeeded"));
+    stack.services[index].blue = None;
     t.step(
-        "Succeeded",
+        &succeeded,
         "blue task set terminated; production is on green 2.0.0",
     );
     Ok((
@@ -346,10 +512,13 @@ async fn walk(scenario: Scenario, stack: &mut Stack, t: &mut Timeline) -> Walked
 /// report `Succeeded`: the reason and the checks that did not pass.
 async fn run_hook(
     stack: &Stack,
+    spec: ServiceSpec,
     (event, function): (&str, &Function),
     t: &mut Timeline,
 ) -> anyhow::Result<Option<(String, Vec<String>)>> {
-    let execution_id = format!("rehearsal-{event}-execution");
+    let execution_id = format!("rehearsal-{}-{event}-execution", spec.application);
+    let step = stack.label(spec, event);
+    let event = step.as_str();
     t.step(
         event,
         format!(
@@ -360,7 +529,7 @@ async fn run_hook(
     let answer = function
         .api
         .invoke(
-            json!({"DeploymentId": DEPLOYMENT_ID, "LifecycleEventHookExecutionId": execution_id}),
+            json!({"DeploymentId": spec.deployment_id, "LifecycleEventHookExecutionId": execution_id}),
             HOOK_TIMEOUT,
         )
         .await;
@@ -474,24 +643,31 @@ fn production_traffic(listener: &str) -> AbortOnDrop {
 
 /// The termination wait: production traffic reaches green while a 5xx alarm on green is evaluated
 /// every period. `Some(reason)` when the deployment was stopped.
-async fn bake(stack: &Stack, t: &mut Timeline) -> anyhow::Result<Option<String>> {
-    let mut previous = stack.production.counts().green_5xx;
+async fn bake(stack: &Stack, index: usize, t: &mut Timeline) -> anyhow::Result<Option<String>> {
+    let service = &stack.services[index];
+    let spec = service.spec;
+    let mut previous = service.production.counts().green_5xx;
     let periods = (TERMINATION_WAIT.as_millis() / ALARM_PERIOD.as_millis()) as usize;
     for _ in 0..periods {
         tokio::time::sleep(ALARM_PERIOD).await;
-        let now = stack.production.counts().green_5xx;
+        let now = service.production.counts().green_5xx;
         let datapoint = now - previous;
         previous = now;
         if datapoint > ALARM_THRESHOLD {
-            t.step("CloudWatch", format!("alarm {ALARM_NAME} -> ALARM: {datapoint} 5xx answers from green in {}ms (threshold {ALARM_THRESHOLD})", ALARM_PERIOD.as_millis()));
-            return alarm_rollback(stack, t, datapoint).await.map(Some);
+            t.step("CloudWatch", format!("alarm {} -> ALARM: {datapoint} 5xx answers from green in {}ms (threshold {ALARM_THRESHOLD})", spec.alarm, ALARM_PERIOD.as_millis()));
+            return alarm_rollback(stack, spec, t, datapoint).await.map(Some);
         }
     }
     Ok(None)
 }
 
 /// EventBridge delivers the alarm's state change to the real alarm-rollback binary.
-async fn alarm_rollback(stack: &Stack, t: &mut Timeline, datapoint: u64) -> anyhow::Result<String> {
+async fn alarm_rollback(
+    stack: &Stack,
+    spec: ServiceSpec,
+    t: &mut Timeline,
+    datapoint: u64,
+) -> anyhow::Result<String> {
     t.step(
         "EventBridge",
         "CloudWatch Alarm State Change -> alarm-rollback (Lambda Runtime API)",
@@ -499,7 +675,7 @@ async fn alarm_rollback(stack: &Stack, t: &mut Timeline, datapoint: u64) -> anyh
     let answer = stack
         .alarm_rollback
         .api
-        .invoke(alarm_event(datapoint), Duration::from_secs(30))
+        .invoke(alarm_event(spec, datapoint), Duration::from_secs(30))
         .await;
     let decision = match &answer {
         InvocationResult::Response(decision) => decision.clone(),
@@ -516,24 +692,26 @@ async fn alarm_rollback(stack: &Stack, t: &mut Timeline, datapoint: u64) -> anyh
             ),
         );
     }
+    let id = spec.deployment_id;
     let stopped = stack
         .codedeploy
         .wait_until(Duration::from_secs(2), |w| {
             w.deployments
                 .iter()
-                .any(|d| d.id == DEPLOYMENT_ID && d.status == "Stopped")
+                .any(|d| d.id == id && d.status == "Stopped")
                 .then_some(())
         })
         .await;
     if stopped.is_none() {
-        bail!(
-            "alarm-rollback answered, but deployment {DEPLOYMENT_ID} was not stopped: {decision}"
-        );
+        bail!("alarm-rollback answered, but deployment {id} was not stopped: {decision}");
     }
-    Ok(format!("alarm {ALARM_NAME} fired after the production shift; alarm-rollback stopped {DEPLOYMENT_ID} with rollback"))
+    Ok(format!(
+        "alarm {} fired after the production shift; alarm-rollback stopped {id} with rollback",
+        spec.alarm
+    ))
 }
 
-fn alarm_event(datapoint: u64) -> Value {
+fn alarm_event(spec: ServiceSpec, datapoint: u64) -> Value {
     let reason_data = json!({"version": "1.0", "statistic": "Sum", "period": 60, "recentDatapoints": [datapoint as f64], "threshold": ALARM_THRESHOLD as f64});
     json!({
         "version": "0",
@@ -542,10 +720,10 @@ fn alarm_event(datapoint: u64) -> Value {
         "source": "aws.cloudwatch",
         "account": "123456789012",
         "region": "us-east-1",
-        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{ALARM_NAME}")],
+        "resources": [format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{}", spec.alarm)],
         "detail": {
-            "alarmName": ALARM_NAME,
-            "alarmTags": {"greenlight:codedeploy-application": APPLICATION, "greenlight:codedeploy-deployment-group": DEPLOYMENT_GROUP},
+            "alarmName": spec.alarm,
+            "alarmTags": {"greenlight:codedeploy-application": spec.application, "greenlight:codedeploy-deployment-group": spec.group},
             "state": {
                 "value": "ALARM",
                 "reason": format!("Threshold Crossed: 1 datapoint [{datapoint}.0] was greater than the threshold ({ALARM_THRESHOLD}.0)."),
@@ -558,23 +736,29 @@ fn alarm_event(datapoint: u64) -> Value {
 }
 
 /// What CodeDeploy does on a failed or stopped ECS deployment: traffic back to blue, green removed.
-fn roll_back(stack: &mut Stack, t: &mut Timeline, why: &str) {
-    stack.production.shift_to_green(0);
-    stack.test.shift_to_green(0);
-    stack.production.set_green(None);
-    stack.test.set_green(None);
-    stack.green = None;
+fn roll_back(stack: &mut Stack, index: usize, t: &mut Timeline, why: &str) {
+    let label = stack.label(stack.services[index].spec, "rollback");
+    let service = &mut stack.services[index];
+    service.production.shift_to_green(0);
+    service.test.shift_to_green(0);
+    service.production.set_green(None);
+    service.test.set_green(None);
+    service.green = None;
     t.step(
-        "rollback",
+        &label,
         format!("{why}: production and test listeners -> blue 100%; green task set removed"),
     );
 }
 
-fn set_status(world: &mut greenlight_fakes::codedeploy::CodeDeployWorld, status: &str) {
+fn set_status(
+    world: &mut greenlight_fakes::codedeploy::CodeDeployWorld,
+    spec: ServiceSpec,
+    status: &str,
+) {
     for d in world
         .deployments
         .iter_mut()
-        .filter(|d| d.id == DEPLOYMENT_ID)
+        .filter(|d| d.id == spec.deployment_id)
     {
         d.status = status.into();
     }

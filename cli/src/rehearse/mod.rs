@@ -7,8 +7,9 @@
 //! traffic. After the shift the real after-allow-traffic binary judges green's metrics, which
 //! the production listener publishes to a CloudWatch stand-in as an ALB would (the slow
 //! scenario fails there); in the alarm scenario a 5xx alarm fires and the real alarm-rollback
-//! binary stops the deployment. Every server and process stops when the rehearsal
-//! ends, also on Ctrl-C.
+//! binary stops the deployment. The fleet scenario deploys two services through one set of hook
+//! processes, each with its own plan (`GREENLIGHT_PLANS`) and the route to its green found from
+//! its deployment. Every server and process stops when the rehearsal ends, also on Ctrl-C.
 
 mod binaries;
 mod deployment;
@@ -33,14 +34,19 @@ pub enum Scenario {
     /// Green passes the hooks but slows down under production traffic: the AfterAllowTraffic
     /// hook's metric gate (green's p90 response time) rolls it back.
     Slow,
+    /// Two services through one greenlight, each with its own plan and the route found from its
+    /// deployment: checkout's green is healthy and promoted, payments' is broken and rolled back.
+    Fleet,
 }
 
 impl Scenario {
-    /// What greenlight must make of this scenario.
-    pub fn expected(self) -> deployment::Result {
+    /// What greenlight must make of each service this scenario deploys.
+    pub fn expected(self) -> Vec<deployment::Result> {
+        use deployment::Result::{Promoted, RolledBack};
         match self {
-            Scenario::Healthy => deployment::Result::Promoted,
-            Scenario::Broken | Scenario::Alarm | Scenario::Slow => deployment::Result::RolledBack,
+            Scenario::Healthy => vec![Promoted],
+            Scenario::Broken | Scenario::Alarm | Scenario::Slow => vec![RolledBack],
+            Scenario::Fleet => vec![Promoted, RolledBack],
         }
     }
 
@@ -51,6 +57,9 @@ impl Scenario {
             Scenario::Alarm => "green 2.0.0 passes the hooks, then fails under production traffic",
             Scenario::Slow => {
                 "green 2.0.0 passes the hooks, then slows down under production traffic (orders take 400ms)"
+            }
+            Scenario::Fleet => {
+                "checkout and payments deploy through one greenlight; checkout's green is healthy, payments' orders API answers 500"
             }
         }
     }
@@ -110,7 +119,10 @@ pub async fn run(
             }
         }
     }
-    let as_expected = outcomes.iter().all(|o| o.result == o.scenario.expected());
+    let met = |o: &deployment::Outcome| {
+        o.services.iter().map(|s| s.result).collect::<Vec<_>>() == o.scenario.expected()
+    };
+    let as_expected = outcomes.iter().all(met);
     if format == Format::Json {
         if let Err(e) = output::json(&outcomes) {
             output::error(format!(
@@ -121,22 +133,35 @@ pub async fn run(
     } else {
         output::line("");
         for o in &outcomes {
-            let mark = if o.result == o.scenario.expected() {
+            let mark = if met(o) {
                 style::good("as expected")
             } else {
                 style::bad("NOT AS EXPECTED")
             };
-            output::line(format!(
-                "{:<8} {}: {} ({mark})",
-                format!("{:?}", o.scenario).to_lowercase(),
-                o.result.describe(),
-                o.reason
-            ));
-            let p = o.production_requests;
-            output::line(format!(
-                "         production traffic: {} to blue, {} to green ({} of them 5xx)",
-                p.blue, p.green, p.green_5xx
-            ));
+            let scenario = format!("{:?}", o.scenario).to_lowercase();
+            for (i, s) in o.services.iter().enumerate() {
+                let who = if o.services.len() > 1 {
+                    format!("{}: ", s.service)
+                } else {
+                    String::new()
+                };
+                output::line(format!(
+                    "{:<8} {who}{}: {}{}",
+                    if i == 0 { scenario.as_str() } else { "" },
+                    s.result.describe(),
+                    s.reason,
+                    if i + 1 == o.services.len() {
+                        format!(" ({mark})")
+                    } else {
+                        String::new()
+                    }
+                ));
+                let p = s.production_requests;
+                output::line(format!(
+                    "         production traffic: {} to blue, {} to green ({} of them 5xx)",
+                    p.blue, p.green, p.green_5xx
+                ));
+            }
         }
     }
     if as_expected {

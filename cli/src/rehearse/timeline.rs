@@ -38,7 +38,7 @@ impl Timeline {
         if self.live {
             let at = format!("{:>6.2}s", entry.at_ms as f64 / 1000.0);
             output::line(format!(
-                "  {}  {:<22} {}",
+                "  {}  {:<30} {}",
                 style::dim(&at),
                 entry.step,
                 entry.message
