@@ -92,8 +92,14 @@ impl Deadline {
     /// When verification inside this invocation must end: at the plan's `budget`, or earlier, so
     /// that a fifth of the invocation (1 to 5 seconds) is left to report or answer.
     pub fn for_verification(self, budget: Duration) -> Self {
+        self.before_answer().earliest(Self::after(budget))
+    }
+
+    /// When any work before the report or answer (verification, choosing the plan, finding the
+    /// route) must end: a fifth of the invocation (1 to 5 seconds) before this deadline.
+    pub fn before_answer(self) -> Self {
         let reserve = (self.remaining() / 5).clamp(MIN_ANSWER_RESERVE, MAX_ANSWER_RESERVE);
-        self.minus(reserve).earliest(Self::after(budget))
+        self.minus(reserve)
     }
 
     /// The same deadline moved earlier by `margin` (never before now).

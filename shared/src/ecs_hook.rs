@@ -515,8 +515,7 @@ impl EcsHook {
         let revision = event.target_service_revision_arn.as_deref().ok_or(
             "no URL reaches green (GREENLIGHT_TEST_URL or the plan's target), and the event names no targetServiceRevisionArn to find it from",
         )?;
-        let deadline =
-            Deadline::of_invocation(lambda_deadline).minus(std::time::Duration::from_secs(2));
+        let deadline = Deadline::of_invocation(lambda_deadline).before_answer();
         let found = self
             .routes
             .route(revision, routed.route, deadline)
@@ -552,8 +551,7 @@ impl EcsHook {
                 )
             })?,
         };
-        let deadline =
-            Deadline::of_invocation(lambda_deadline).minus(std::time::Duration::from_secs(1));
+        let deadline = Deadline::of_invocation(lambda_deadline).before_answer();
         let (stages, origin) = self.plans.choose(&service, deadline).await?;
         tracing::info!(service, plan = %origin, "the plan for this service");
         Ok(stages)

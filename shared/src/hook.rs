@@ -402,7 +402,10 @@ impl CodeDeployHook {
         tracing::info!(lifecycle_event = %self.lifecycle_event, deployment_id, remaining_ms = lambda.remaining().as_millis() as u64, "verifying green");
 
         let progress = Progress::of(&payload, now_ms());
-        let chosen = self.plan_setup(&deployment_id, report_by).await;
+        // Choosing the plan and finding the route read AWS; they end where verification would,
+        // so the report always has its reserve, however long those calls hang.
+        let prepare_by = lambda.before_answer();
+        let chosen = self.plan_setup(&deployment_id, prepare_by).await;
         let green = chosen
             .as_ref()
             .ok()
@@ -417,7 +420,7 @@ impl CodeDeployHook {
             Ok((tools, Staged::Ready(plan))) => Ok((tools, plan.clone())),
             Ok((tools, Staged::FindRoute(find))) => match &green {
                 Some(green) => green
-                    .route(find.route, report_by)
+                    .route(find.route, prepare_by)
                     .await
                     .map_err(|e| format!("no URL reaches green (GREENLIGHT_TEST_URL, GREENLIGHT_PRODUCTION_URL or the plan's target), and it could not be found from the deployment: {e}"))
                     .and_then(|url| find.plan_for(&url))

@@ -307,3 +307,27 @@ async fn an_nlb_test_listener_is_a_route_by_itself_and_a_refusal_names_the_permi
         "{answer:#}"
     );
 }
+
+#[tokio::test]
+async fn a_hanging_ecs_api_still_leaves_the_answer_its_time() {
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let standin = ecs_stand_in(&green, TEST_RULE, header_rule()).await;
+    standin.ecs.answer_always(FakeAnswer::Hang);
+    let hook =
+        EcsHook::new(&Env::from_pairs([])).with_routes(EcsRoutes::new(&standin.sdk_config().await));
+    let started = std::time::Instant::now();
+    let answer = hook
+        .handle(ecs_event(), SystemTime::now() + Duration::from_secs(5))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let answer = serde_json::to_value(answer).unwrap();
+    assert_eq!(answer["hookStatus"], "FAILED", "{answer:#}");
+    assert!(
+        last_reason(&answer).contains("DescribeServiceRevisions"),
+        "{answer:#}"
+    );
+}

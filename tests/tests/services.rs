@@ -373,3 +373,50 @@ async fn static_hook_details_go_back_to_ecs_with_the_progress() {
     assert_eq!(answer["hookDetails"]["greenlightPlan"], "ecs/prod/checkout");
     assert_eq!(answer["hookDetails"]["greenlight"]["attempts"], 1);
 }
+
+#[tokio::test]
+async fn a_hanging_parameter_store_still_leaves_the_report_its_time() {
+    let standin = AwsStandIn::start("127.0.0.1:0", None).await.unwrap();
+    standin.ssm.answer_always(FakeAnswer::Hang);
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let env = Env::from_pairs([
+        ("GREENLIGHT_PLANS_PARAMETER_PREFIX", "/greenlight/plans"),
+        ("GREENLIGHT_TEST_URL", green.url().as_str()),
+    ]);
+    let hook =
+        CodeDeployHook::from_settings("AfterAllowTestTraffic", &standin.sdk_config().await, &env);
+    let started = std::time::Instant::now();
+    let deadline = SystemTime::now() + Duration::from_secs(6);
+    let response = hook
+        .handle(
+            json!({"DeploymentId": "d-AB12CD34E", "LifecycleEventHookExecutionId": "exec-hang"}),
+            deadline,
+        )
+        .await
+        .expect("reported");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(standin.codedeploy.reported_statuses(), vec!["Failed"]);
+    // The report went out with its reserve (a fifth of the invocation) still ahead of it, not in
+    // the last moments a hanging call left.
+    let reported_at = standin
+        .codedeploy
+        .calls_to("PutLifecycleEventHookExecutionStatus")[0]
+        .at;
+    assert!(
+        reported_at.duration_since(started) < Duration::from_millis(5_000),
+        "{:?}",
+        reported_at.duration_since(started)
+    );
+    let answer = serde_json::to_value(response).unwrap();
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{answer:#}"
+    );
+}
