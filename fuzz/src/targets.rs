@@ -148,6 +148,13 @@ pub fn all() -> Vec<Target> {
             run: service_plans,
         },
         Target {
+            name: "route-rule",
+            about: "an ALB test rule's path patterns against check paths; Parameter Store names of services",
+            seeds: || words(&["/api/*\u{1}/api/version", "/v?/health\u{1}/v2/health", "*a*a*a*b\u{1}aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "ecs/prod/checkout\u{1}/greenlight/plans"]),
+            dictionary: &["*", "?", "/", "a", "\u{1}", "\n", ".", "-", "_", "ecs/", "//", "$"],
+            run: route_rule,
+        },
+        Target {
             name: "alarm-mapping",
             about: "GREENLIGHT_ALARM_TARGETS",
             seeds: || {
@@ -586,6 +593,47 @@ fn service_plans(input: &[u8], seed: u64) {
             .pattern
             .find('*')
             .is_none_or(|at| at == entry.pattern.len() - 1));
+    }
+}
+
+/// `glob_matches` agrees with a regular expression made from the pattern (`*` → `.*`, `?` → `.`,
+/// the rest literal); a service's Parameter Store name is the prefix, `/`, and the service, only
+/// ever in Parameter Store's characters.
+fn route_rule(input: &[u8], _: u64) {
+    use greenlight::ecs_route::glob_matches;
+    use greenlight::plan::catalog::ParameterSettings;
+    let (pattern, path) = two(input);
+    let (pattern, path): (String, String) = (
+        pattern.chars().take(64).collect(),
+        path.chars().take(256).collect(),
+    );
+    let translated: String = pattern
+        .chars()
+        .map(|c| match c {
+            '*' => ".*".to_string(),
+            '?' => ".".to_string(),
+            other => regex::escape(&other.to_string()),
+        })
+        .collect();
+    let reference =
+        regex::Regex::new(&format!("(?s)^{translated}$")).expect("an escaped pattern compiles");
+    assert_eq!(
+        glob_matches(&pattern, &path),
+        reference.is_match(&path),
+        "{pattern:?} against {path:?}"
+    );
+    let settings = ParameterSettings {
+        prefix: "/greenlight/plans".into(),
+        ttl: std::time::Duration::ZERO,
+    };
+    if let Ok(name) = settings.name_of(&pattern) {
+        assert_eq!(name, format!("/greenlight/plans/{pattern}"));
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c)),
+            "{name}"
+        );
+        assert!(!name.contains("//"), "{name}");
     }
 }
 
