@@ -295,6 +295,47 @@ fn root_cause(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// An AWS client built on first use, from the given configuration or else the process's: a hook
+/// whose plans never need it never loads it.
+pub struct LazyClient<T> {
+    client: tokio::sync::OnceCell<T>,
+    config: Option<aws_config::SdkConfig>,
+    build: fn(&aws_config::SdkConfig) -> T,
+}
+
+impl<T> LazyClient<T> {
+    /// With `config`, or (`None`) the process's AWS configuration, loaded when first needed.
+    pub fn new(
+        config: Option<&aws_config::SdkConfig>,
+        build: fn(&aws_config::SdkConfig) -> T,
+    ) -> Self {
+        LazyClient {
+            client: tokio::sync::OnceCell::new(),
+            config: config.cloned(),
+            build,
+        }
+    }
+
+    pub async fn get(&self) -> &T {
+        self.client
+            .get_or_init(|| async {
+                match &self.config {
+                    Some(config) => (self.build)(config),
+                    None => (self.build)(&load_sdk_config().await),
+                }
+            })
+            .await
+    }
+}
+
+impl<T> std::fmt::Debug for LazyClient<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyClient")
+            .field("built", &self.client.initialized())
+            .finish()
+    }
+}
+
 type Build<T> =
     std::sync::Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = T> + Send>> + Send + Sync>;
 

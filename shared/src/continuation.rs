@@ -83,8 +83,7 @@ pub trait Continue: Send + Sync {
 /// Invokes this very function asynchronously (`lambda:InvokeFunction`, `InvocationType: Event`).
 #[derive(Debug)]
 pub struct SelfInvoke {
-    client: tokio::sync::OnceCell<aws_sdk_lambda::Client>,
-    config: Option<aws_config::SdkConfig>,
+    client: crate::aws::LazyClient<aws_sdk_lambda::Client>,
     function: String,
 }
 
@@ -97,19 +96,21 @@ impl SelfInvoke {
             .ok()
             .flatten()?;
         Some(SelfInvoke {
-            client: tokio::sync::OnceCell::new(),
-            config: None,
+            client: crate::aws::LazyClient::new(None, lambda_client),
             function,
         })
     }
 
     pub fn new(sdk_config: &aws_config::SdkConfig, function: &str) -> Self {
         SelfInvoke {
-            client: tokio::sync::OnceCell::new(),
-            config: Some(sdk_config.clone()),
+            client: crate::aws::LazyClient::new(Some(sdk_config), lambda_client),
             function: function.to_string(),
         }
     }
+}
+
+fn lambda_client(config: &aws_config::SdkConfig) -> aws_sdk_lambda::Client {
+    crate::aws_client!(aws_sdk_lambda, config)
 }
 
 impl Continue for SelfInvoke {
@@ -119,16 +120,7 @@ impl Continue for SelfInvoke {
         deadline: Deadline,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move {
-            let client = self
-                .client
-                .get_or_init(|| async {
-                    let config = match &self.config {
-                        Some(config) => config.clone(),
-                        None => crate::aws::load_sdk_config().await,
-                    };
-                    crate::aws_client!(aws_sdk_lambda, &config)
-                })
-                .await;
+            let client = self.client.get().await;
             let payload = aws_sdk_lambda::primitives::Blob::new(event.to_string());
             crate::aws::call_until("Invoke", deadline, || {
                 client

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::deadline::Deadline;
 use crate::ecs_route::{EcsRoutes, FoundRoute};
 use crate::env::Env;
-use crate::green::Route;
+use crate::green::{LastResolved, Route};
 use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
 use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
@@ -185,20 +185,17 @@ pub struct RoutedPlan {
     env: Env,
     stage: String,
     route: Route,
-    /// The plan resolved for the last route found.
-    resolved: std::sync::Mutex<Option<(FoundRoute, Arc<Plan>)>>,
+    resolved: LastResolved<FoundRoute>,
 }
 
 impl RoutedPlan {
     /// The plan for `found`: its URL, the headers its rule needs; refused when a check would not
     /// match the rule (and so reach blue, or nothing).
     fn plan_for(&self, found: &FoundRoute) -> Result<Arc<Plan>, String> {
-        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((known, plan)) = resolved.as_ref() {
-            if known == found {
-                return Ok(plan.clone());
-            }
-        }
+        self.resolved.get_or_resolve(found, || self.resolve(found))
+    }
+
+    fn resolve(&self, found: &FoundRoute) -> Result<Plan, String> {
         let mut spec = self.spec.clone();
         spec.send_headers(&found.request.headers)?;
         let setting = Setting::new(
@@ -253,8 +250,6 @@ impl RoutedPlan {
                 }
             }
         }
-        let plan = Arc::new(plan);
-        *resolved = Some((found.clone(), plan.clone()));
         Ok(plan)
     }
 }
@@ -772,7 +767,7 @@ fn stage_plans(
                     } else {
                         Route::Test
                     },
-                    resolved: std::sync::Mutex::new(None),
+                    resolved: LastResolved::new(),
                 };
                 return Some((
                     stage,

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::aws::call_until;
+use crate::aws::{call_until, LazyClient};
 use crate::deadline::Deadline;
 use crate::green::{listener_url, refused, Route};
 
@@ -40,38 +40,26 @@ pub struct FoundRoute {
 
 /// The ECS and ELB clients, built on first use.
 pub struct EcsRoutes {
-    clients: tokio::sync::OnceCell<(aws_sdk_ecs::Client, aws_sdk_elasticloadbalancingv2::Client)>,
-    config: Option<aws_config::SdkConfig>,
+    ecs: LazyClient<aws_sdk_ecs::Client>,
+    elb: LazyClient<aws_sdk_elasticloadbalancingv2::Client>,
 }
 
 impl EcsRoutes {
     pub fn from_env() -> Arc<Self> {
-        Arc::new(EcsRoutes {
-            clients: tokio::sync::OnceCell::new(),
-            config: None,
-        })
+        Self::with(None)
     }
 
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Arc<Self> {
-        Arc::new(EcsRoutes {
-            clients: tokio::sync::OnceCell::new(),
-            config: Some(sdk_config.clone()),
-        })
+        Self::with(Some(sdk_config))
     }
 
-    async fn clients(&self) -> &(aws_sdk_ecs::Client, aws_sdk_elasticloadbalancingv2::Client) {
-        self.clients
-            .get_or_init(|| async {
-                let config = match &self.config {
-                    Some(config) => config.clone(),
-                    None => crate::aws::load_sdk_config().await,
-                };
-                (
-                    crate::aws_client!(aws_sdk_ecs, &config),
-                    crate::aws_client!(aws_sdk_elasticloadbalancingv2, &config),
-                )
-            })
-            .await
+    fn with(config: Option<&aws_config::SdkConfig>) -> Arc<Self> {
+        Arc::new(EcsRoutes {
+            ecs: LazyClient::new(config, |c| crate::aws_client!(aws_sdk_ecs, c)),
+            elb: LazyClient::new(config, |c| {
+                crate::aws_client!(aws_sdk_elasticloadbalancingv2, c)
+            }),
+        })
     }
 
     /// The route to `revision_arn`'s green: its test rule before the shift, its production rule
@@ -82,7 +70,7 @@ impl EcsRoutes {
         route: Route,
         deadline: Deadline,
     ) -> Result<FoundRoute, String> {
-        let (ecs, elb) = self.clients().await;
+        let (ecs, elb) = (self.ecs.get().await, self.elb.get().await);
         let described = call_until("DescribeServiceRevisions", deadline, || {
             ecs.describe_service_revisions()
                 .service_revision_arns(revision_arn)

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::aws::call_until;
+use crate::aws::{call_until, LazyClient};
 use crate::deadline::Deadline;
 
 /// Green's target group and its load balancer, as CloudWatch dimension values.
@@ -45,45 +45,40 @@ pub trait FindGreen: Send + Sync {
 /// The CodeDeploy and ELB clients discovery uses: built on first use, once per process.
 #[derive(Debug)]
 pub struct DeploymentClients {
-    clients: tokio::sync::OnceCell<Clients>,
-    config: Option<aws_config::SdkConfig>,
+    codedeploy: LazyClient<aws_sdk_codedeploy::Client>,
+    elb: LazyClient<aws_sdk_elasticloadbalancingv2::Client>,
 }
 
-#[derive(Debug)]
-struct Clients {
-    codedeploy: aws_sdk_codedeploy::Client,
-    elb: aws_sdk_elasticloadbalancingv2::Client,
+/// The clients, once built.
+struct Clients<'a> {
+    codedeploy: &'a aws_sdk_codedeploy::Client,
+    elb: &'a aws_sdk_elasticloadbalancingv2::Client,
 }
 
 impl DeploymentClients {
     /// From the process's AWS configuration, loaded when first needed.
     pub fn from_env() -> Self {
-        DeploymentClients {
-            clients: tokio::sync::OnceCell::new(),
-            config: None,
-        }
+        Self::with(None)
     }
 
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        Self::with(Some(sdk_config))
+    }
+
+    fn with(config: Option<&aws_config::SdkConfig>) -> Self {
         DeploymentClients {
-            clients: tokio::sync::OnceCell::new(),
-            config: Some(sdk_config.clone()),
+            codedeploy: LazyClient::new(config, crate::codedeploy::client),
+            elb: LazyClient::new(config, |c| {
+                crate::aws_client!(aws_sdk_elasticloadbalancingv2, c)
+            }),
         }
     }
 
-    async fn get(&self) -> &Clients {
-        self.clients
-            .get_or_init(|| async {
-                let config = match &self.config {
-                    Some(config) => config.clone(),
-                    None => crate::aws::load_sdk_config().await,
-                };
-                Clients {
-                    codedeploy: crate::codedeploy::client(&config),
-                    elb: crate::aws_client!(aws_sdk_elasticloadbalancingv2, &config),
-                }
-            })
-            .await
+    async fn get(&self) -> Clients<'_> {
+        Clients {
+            codedeploy: self.codedeploy.get().await,
+            elb: self.elb.get().await,
+        }
     }
 }
 
@@ -395,6 +390,37 @@ impl FindGreen for CodeDeployGreen {
                 .await
                 .clone()
         })
+    }
+}
+
+/// The plan resolved for the last route found (a function mostly serves one route), resolved
+/// again when the route changes.
+pub(crate) struct LastResolved<K> {
+    last: std::sync::Mutex<Option<(K, Arc<crate::plan::Plan>)>>,
+}
+
+impl<K: PartialEq + Clone> LastResolved<K> {
+    pub(crate) fn new() -> Self {
+        LastResolved {
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The plan for `route`: the last one when the route is the same, else `resolve`'s.
+    pub(crate) fn get_or_resolve(
+        &self,
+        route: &K,
+        resolve: impl FnOnce() -> Result<crate::plan::Plan, String>,
+    ) -> Result<Arc<crate::plan::Plan>, String> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, plan)) = last.as_ref() {
+            if known == route {
+                return Ok(plan.clone());
+            }
+        }
+        let plan = Arc::new(resolve()?);
+        *last = Some((route.clone(), plan.clone()));
+        Ok(plan)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::codedeploy::{
 use crate::continuation::{Continue, Progress, SelfInvoke, MAX_HOPS};
 use crate::deadline::Deadline;
 use crate::env::Env;
-use crate::green::{CodeDeployGreen, DeploymentClients, Route};
+use crate::green::{CodeDeployGreen, DeploymentClients, LastResolved, Route};
 use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
 use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
@@ -193,44 +193,35 @@ pub struct FindRoute {
     env: Env,
     lifecycle_event: String,
     route: Route,
-    /// The plan resolved for the last route found (a function serves one deployment group).
-    resolved: std::sync::Mutex<Option<(String, Arc<Plan>)>>,
+    resolved: LastResolved<String>,
 }
 
 impl FindRoute {
     fn plan_for(&self, url: &str) -> Result<Arc<Plan>, String> {
-        let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((known, plan)) = resolved.as_ref() {
-            if known == url {
-                return Ok(plan.clone());
-            }
-        }
-        let setting = Setting::new(
-            url,
-            match self.route {
-                Route::Test => "the deployment's test listener",
-                Route::Production => "the deployment's production listener",
-            },
-        );
-        let plan = self
-            .spec
-            .for_stage(
-                &self.lifecycle_event,
-                self.route == Route::Production,
-                Some(&setting),
-                Some(&setting),
-                &self.env,
-            )
-            .unwrap_or_else(|| {
-                Err(PlanError::Source(format!(
-                    "the plan has no checks for {}",
-                    self.lifecycle_event
-                )))
-            })
-            .map(Arc::new)
-            .map_err(|e| e.to_string())?;
-        *resolved = Some((url.to_string(), plan.clone()));
-        Ok(plan)
+        self.resolved.get_or_resolve(&url.to_string(), || {
+            let setting = Setting::new(
+                url,
+                match self.route {
+                    Route::Test => "the deployment's test listener",
+                    Route::Production => "the deployment's production listener",
+                },
+            );
+            self.spec
+                .for_stage(
+                    &self.lifecycle_event,
+                    self.route == Route::Production,
+                    Some(&setting),
+                    Some(&setting),
+                    &self.env,
+                )
+                .unwrap_or_else(|| {
+                    Err(PlanError::Source(format!(
+                        "the plan has no checks for {}",
+                        self.lifecycle_event
+                    )))
+                })
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -563,7 +554,7 @@ fn stage_plan_of(
             } else {
                 Route::Test
             },
-            resolved: std::sync::Mutex::new(None),
+            resolved: LastResolved::new(),
         })));
     }
     spec.for_stage(

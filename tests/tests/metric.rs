@@ -70,7 +70,10 @@ fn put_green(standin: &AwsStandIn, minutes: i64, five_xx: impl Fn(i64) -> f64, l
         ("TargetGroup", TARGET_GROUP),
         ("LoadBalancer", LOAD_BALANCER),
     ];
-    let minute_now = now() - now() % 60;
+    // The latest whole minute strictly before now: a query ends at this second, exclusively, so
+    // a datapoint stamped with it would be left out when the test runs on a minute's first second.
+    let before_now = now() - 1;
+    let minute_now = before_now - before_now % 60;
     for m in 0..minutes {
         let at = minute_now - m * 60;
         standin.cloudwatch.put(
@@ -345,7 +348,8 @@ async fn target_group_green_is_found_from_the_deployment() {
     blue_green(&standin, true);
     put_green(&standin, 5, |_| 0.0, 0.1);
     // Blue's target group is failing: a gate that read blue's metrics would fail.
-    let minute_now = now() - now() % 60;
+    let before_now = now() - 1;
+    let minute_now = before_now - before_now % 60;
     for m in 0..5 {
         standin.cloudwatch.put(
             "AWS/ApplicationELB",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::services::best_match;
 use super::{PlanError, PlanSpec, MAX_PLAN_BYTES};
-use crate::aws::call_until;
+use crate::aws::{call_until, LazyClient};
 use crate::deadline::Deadline;
 use crate::env::Env;
 
@@ -40,36 +40,23 @@ pub trait ParameterStore: Send + Sync {
 /// Parameter Store through the AWS SDK (`GetParameter`, decrypted: a plan may be a
 /// `SecureString`), its client built on first use.
 pub struct SsmParameters {
-    client: tokio::sync::OnceCell<aws_sdk_ssm::Client>,
-    config: Option<aws_config::SdkConfig>,
+    client: LazyClient<aws_sdk_ssm::Client>,
 }
 
 impl SsmParameters {
     /// From the process's AWS configuration, loaded when first needed.
     pub fn from_env() -> Self {
-        SsmParameters {
-            client: tokio::sync::OnceCell::new(),
-            config: None,
-        }
+        Self::with(None)
     }
 
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
-        SsmParameters {
-            client: tokio::sync::OnceCell::new(),
-            config: Some(sdk_config.clone()),
-        }
+        Self::with(Some(sdk_config))
     }
 
-    async fn client(&self) -> &aws_sdk_ssm::Client {
-        self.client
-            .get_or_init(|| async {
-                let config = match &self.config {
-                    Some(config) => config.clone(),
-                    None => crate::aws::load_sdk_config().await,
-                };
-                crate::aws_client!(aws_sdk_ssm, &config)
-            })
-            .await
+    fn with(config: Option<&aws_config::SdkConfig>) -> Self {
+        SsmParameters {
+            client: LazyClient::new(config, |c| crate::aws_client!(aws_sdk_ssm, c)),
+        }
     }
 }
 
@@ -80,7 +67,7 @@ impl ParameterStore for SsmParameters {
         deadline: Deadline,
     ) -> Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send + 'a>> {
         Box::pin(async move {
-            let client = self.client().await;
+            let client = self.client.get().await;
             let answer = call_until("GetParameter", deadline, || {
                 client
                     .get_parameter()

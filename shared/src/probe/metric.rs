@@ -719,37 +719,30 @@ pub trait MetricSource: Send + Sync {
 /// is built on first use: a hook whose plan reads no metric never loads it.
 #[derive(Debug)]
 pub struct CloudWatchMetrics {
-    client: tokio::sync::OnceCell<aws_sdk_cloudwatch::Client>,
-    config: Option<aws_config::SdkConfig>,
+    client: crate::aws::LazyClient<aws_sdk_cloudwatch::Client>,
 }
 
 impl CloudWatchMetrics {
     /// From the process's AWS configuration (`AWS_ENDPOINT_URL_CLOUDWATCH` / `AWS_ENDPOINT_URL`
     /// are honoured), loaded when the first metric is read.
     pub fn from_env() -> Self {
-        CloudWatchMetrics {
-            client: tokio::sync::OnceCell::new(),
-            config: None,
-        }
+        Self::with(None)
     }
 
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        Self::with(Some(sdk_config))
+    }
+
+    fn with(config: Option<&aws_config::SdkConfig>) -> Self {
         CloudWatchMetrics {
-            client: tokio::sync::OnceCell::new(),
-            config: Some(sdk_config.clone()),
+            client: crate::aws::LazyClient::new(config, |c| {
+                crate::aws_client!(aws_sdk_cloudwatch, c)
+            }),
         }
     }
 
     async fn client(&self) -> &aws_sdk_cloudwatch::Client {
-        self.client
-            .get_or_init(|| async {
-                let config = match &self.config {
-                    Some(config) => config.clone(),
-                    None => crate::aws::load_sdk_config().await,
-                };
-                crate::aws_client!(aws_sdk_cloudwatch, &config)
-            })
-            .await
+        self.client.get().await
     }
 }
 

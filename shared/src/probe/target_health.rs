@@ -200,35 +200,28 @@ pub trait LoadBalancers: Send + Sync {
 /// Elastic Load Balancing v2 through the SDK, its client built on first use.
 #[derive(Debug)]
 pub struct ElbLoadBalancers {
-    client: tokio::sync::OnceCell<aws_sdk_elasticloadbalancingv2::Client>,
-    config: Option<aws_config::SdkConfig>,
+    client: crate::aws::LazyClient<aws_sdk_elasticloadbalancingv2::Client>,
 }
 
 impl ElbLoadBalancers {
     pub fn from_env() -> Self {
-        ElbLoadBalancers {
-            client: tokio::sync::OnceCell::new(),
-            config: None,
-        }
+        Self::with(None)
     }
 
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        Self::with(Some(sdk_config))
+    }
+
+    fn with(config: Option<&aws_config::SdkConfig>) -> Self {
         ElbLoadBalancers {
-            client: tokio::sync::OnceCell::new(),
-            config: Some(sdk_config.clone()),
+            client: crate::aws::LazyClient::new(config, |c| {
+                crate::aws_client!(aws_sdk_elasticloadbalancingv2, c)
+            }),
         }
     }
 
     async fn client(&self) -> &aws_sdk_elasticloadbalancingv2::Client {
-        self.client
-            .get_or_init(|| async {
-                let config = match &self.config {
-                    Some(config) => config.clone(),
-                    None => crate::aws::load_sdk_config().await,
-                };
-                crate::aws_client!(aws_sdk_elasticloadbalancingv2, &config)
-            })
-            .await
+        self.client.get().await
     }
 }
 
