@@ -331,3 +331,30 @@ async fn a_hanging_ecs_api_still_leaves_the_answer_its_time() {
         "{answer:#}"
     );
 }
+
+#[tokio::test]
+async fn after_the_shift_an_ecs_stage_goes_through_the_production_rule() {
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let standin = ecs_stand_in(&green, TEST_RULE, header_rule()).await;
+    let plan = "version: 1\nchecks: [{name: health, path: /health}]\nstages: {POST_PRODUCTION_TRAFFIC_SHIFT: {}}";
+    let hook = EcsHook::new(&Env::from_pairs([("GREENLIGHT_PLAN", plan)]))
+        .with_routes(EcsRoutes::new(&standin.sdk_config().await));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events/ecs-lifecycle-hook-post-production-traffic-shift.json");
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let answer = serde_json::to_value(
+        hook.handle(event, SystemTime::now() + Duration::from_secs(10))
+            .await,
+    )
+    .unwrap();
+    assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer:#}");
+    // The production rule (the listener's default), not the test rule: no test header is sent.
+    let rules = standin.elb.calls_to("DescribeRules");
+    assert_eq!(rules[0].body["RuleArns.member.1"], PRODUCTION_RULE);
+    let received = green.received();
+    assert_eq!(received.len(), 1);
+    assert!(!received[0]
+        .headers
+        .iter()
+        .any(|(name, _)| name == "x-greenlight-test"));
+}
