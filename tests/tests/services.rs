@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use std::sync::Arc;
 
 use greenlight::ecs_hook::EcsHook;
+use greenlight::ecs_route::EcsRoutes;
 use greenlight::hook::CodeDeployHook;
 use greenlight::plan::catalog::SsmParameters;
 use greenlight::Env;
@@ -313,7 +314,10 @@ async fn ecs_services_get_their_own_plans_by_cluster_and_service() {
         ("GREENLIGHT_PLANS", mapping.as_str()),
         ("GREENLIGHT_PLANS_PARAMETER_PREFIX", "/greenlight/plans/"),
     ]))
-    .with_parameter_store(Arc::new(SsmParameters::new(&standin.sdk_config().await)));
+    .with_parameter_store(Arc::new(SsmParameters::new(&standin.sdk_config().await)))
+    // A service with no plan of its own gets the default plan through the route found from its
+    // revision: here the stand-in, which knows no revision.
+    .with_routes(EcsRoutes::new(&standin.sdk_config().await));
 
     let answer = invoke_ecs(
         &hook,
@@ -333,9 +337,17 @@ async fn ecs_services_get_their_own_plans_by_cluster_and_service() {
     .await;
     assert_eq!(answer["hookStatus"], "SUCCEEDED", "{answer:#}");
     assert_eq!(shared.received().len(), 1);
-    // A service neither names has no plan here (no GREENLIGHT_PLAN): FAILED, never a pass.
+    // A service neither names gets the default plan, through the route found from its revision;
+    // none is found here: FAILED, with the reason, never a pass.
     let answer = invoke_ecs(&hook, ecs_event("prod", "unknown", json!(null))).await;
     assert_eq!(answer["hookStatus"], "FAILED", "{answer:#}");
+    assert!(
+        answer["hookDetails"]["greenlight"]["lastReason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ECS does not describe service revision"),
+        "{answer:#}"
+    );
     // A hostile name in hookDetails is refused, not looked up.
     let calls = standin.ssm.calls().len();
     let answer = invoke_ecs(
