@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::deadline::Deadline;
 use crate::ecs_route::{EcsRoutes, FoundRoute};
 use crate::env::Env;
-use crate::green::{LastResolved, Route};
+use crate::green::{resolve_at, LastResolved, Route};
 use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
 use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, PlanSpec, Setting, StageSpec};
@@ -198,29 +198,11 @@ impl RoutedPlan {
     fn resolve(&self, found: &FoundRoute) -> Result<Plan, String> {
         let mut spec = self.spec.clone();
         spec.send_headers(&found.request.headers)?;
-        let setting = Setting::new(
-            &found.url,
-            match self.route {
-                Route::Test => "the service revision's test listener rule",
-                Route::Production => "the service revision's production listener rule",
-            },
-        );
-        let production = self.route == Route::Production;
-        let plan = spec
-            .for_stage(
-                &self.stage,
-                production,
-                Some(&setting),
-                Some(&setting),
-                &self.env,
-            )
-            .unwrap_or_else(|| {
-                Err(PlanError::Source(format!(
-                    "the plan has no checks for {}",
-                    self.stage
-                )))
-            })
-            .map_err(|e| e.to_string())?;
+        let what = match self.route {
+            Route::Test => "the service revision's test listener rule",
+            Route::Production => "the service revision's production listener rule",
+        };
+        let plan = resolve_at(&spec, &self.stage, self.route, &found.url, what, &self.env)?;
         let origin = |url: &reqwest::Url| {
             (
                 url.scheme().to_string(),
@@ -256,9 +238,6 @@ impl RoutedPlan {
 /// Stage → its plan, for the stages that verify; a plan error applies to every stage.
 type Stages = Result<HashMap<String, StageSetup>, PlanError>;
 
-/// Turns a service's plan into its stages.
-type PrepareStages = Arc<dyn Fn(Result<PlanSpec, PlanError>) -> Stages + Send + Sync>;
-
 /// The key of `hookDetails` (static configuration on the service's hook) that chooses a plan as
 /// if the service were the one named (`ecs/CLUSTER/SERVICE` or `APPLICATION/GROUP`), so services
 /// can share one.
@@ -275,8 +254,6 @@ pub struct EcsHook {
     plans: Catalog<Stages>,
     /// Finds the route to green when no URL is configured (its clients are built on first use).
     routes: Arc<EcsRoutes>,
-    /// How Parameter Store plans become stages (kept to set a different store in tests).
-    parameters: Option<(ParameterSettings, PrepareStages)>,
 }
 
 impl EcsHook {
@@ -314,7 +291,6 @@ impl EcsHook {
         });
         log_stages("every service", &every);
         let mut plans = Catalog::single(every);
-        let mut parameters = None;
         let services = ServicePlans::from_env(env)
             .and_then(|mapped| Ok((mapped, ParameterSettings::from_env(env)?)));
         match (services, base) {
@@ -324,11 +300,11 @@ impl EcsHook {
             }
             (Ok((mapped, parameter_settings)), Ok((settings, production_url))) => {
                 let env = env.clone();
-                let prepare = Arc::new(move |spec: Result<PlanSpec, PlanError>| {
+                let prepare = move |spec: Result<PlanSpec, PlanError>| {
                     spec.map(|spec| {
                         stage_plans(&spec, &settings, production_url.as_ref(), &env, true)
                     })
-                });
+                };
                 for entry in mapped.map(|m| m.entries).unwrap_or_default() {
                     let stages = prepare(entry.spec);
                     log_stages(&entry.pattern, &stages);
@@ -340,17 +316,11 @@ impl EcsHook {
                         ttl_s = parameter_settings.ttl.as_secs(),
                         "services' plans may be kept in Parameter Store"
                     );
-                    let store: Arc<dyn ParameterStore> = Arc::new(SsmParameters::from_env());
-                    let p = prepare.clone();
                     plans.set_parameters(
-                        parameter_settings.clone(),
-                        store,
-                        Box::new(move |spec| p(spec)),
-                    );
-                    parameters = Some((
                         parameter_settings,
-                        prepare as Arc<dyn Fn(_) -> _ + Send + Sync>,
-                    ));
+                        Arc::new(SsmParameters::from_env()),
+                        Box::new(prepare),
+                    );
                 }
             }
         }
@@ -359,7 +329,6 @@ impl EcsHook {
         EcsHook {
             http,
             plans,
-            parameters,
             metrics: Arc::new(CloudWatchMetrics::from_env()),
             load_balancers: Arc::new(ElbLoadBalancers::from_env()),
             routes: EcsRoutes::from_env(),
@@ -374,11 +343,7 @@ impl EcsHook {
 
     /// Parameter Store plans are read through `store` instead of the process's.
     pub fn with_parameter_store(mut self, store: Arc<dyn ParameterStore>) -> Self {
-        if let Some((settings, prepare)) = &self.parameters {
-            let prepare = prepare.clone();
-            self.plans
-                .set_parameters(settings.clone(), store, Box::new(move |spec| prepare(spec)));
-        }
+        self.plans.use_store(store);
         self
     }
 

@@ -393,6 +393,32 @@ impl FindGreen for CodeDeployGreen {
     }
 }
 
+/// `spec`'s plan for `stage` through the found `url` (named `what` in messages): its own checks
+/// for the stage, relative paths joined to the URL.
+pub(crate) fn resolve_at(
+    spec: &crate::plan::PlanSpec,
+    stage: &str,
+    route: Route,
+    url: &str,
+    what: &str,
+    env: &crate::env::Env,
+) -> Result<crate::plan::Plan, String> {
+    let setting = crate::plan::Setting::new(url, what);
+    spec.for_stage(
+        stage,
+        route == Route::Production,
+        Some(&setting),
+        Some(&setting),
+        env,
+    )
+    .unwrap_or_else(|| {
+        Err(crate::plan::PlanError::Source(format!(
+            "the plan has no checks for {stage}"
+        )))
+    })
+    .map_err(|e| e.to_string())
+}
+
 /// The plan resolved for the last route found (a function mostly serves one route), resolved
 /// again when the route changes.
 pub(crate) struct LastResolved<K> {

@@ -17,7 +17,7 @@ use crate::codedeploy::{
 use crate::continuation::{Continue, Progress, SelfInvoke, MAX_HOPS};
 use crate::deadline::Deadline;
 use crate::env::Env;
-use crate::green::{CodeDeployGreen, DeploymentClients, LastResolved, Route};
+use crate::green::{resolve_at, CodeDeployGreen, DeploymentClients, LastResolved, Route};
 use crate::plan::catalog::{Catalog, ParameterSettings, ParameterStore, SsmParameters};
 use crate::plan::services::ServicePlans;
 use crate::plan::{Plan, PlanError, PlanSettings, Setting};
@@ -198,29 +198,19 @@ pub struct FindRoute {
 
 impl FindRoute {
     fn plan_for(&self, url: &str) -> Result<Arc<Plan>, String> {
+        let what = match self.route {
+            Route::Test => "the deployment's test listener",
+            Route::Production => "the deployment's production listener",
+        };
         self.resolved.get_or_resolve(&url.to_string(), || {
-            let setting = Setting::new(
+            resolve_at(
+                &self.spec,
+                &self.lifecycle_event,
+                self.route,
                 url,
-                match self.route {
-                    Route::Test => "the deployment's test listener",
-                    Route::Production => "the deployment's production listener",
-                },
-            );
-            self.spec
-                .for_stage(
-                    &self.lifecycle_event,
-                    self.route == Route::Production,
-                    Some(&setting),
-                    Some(&setting),
-                    &self.env,
-                )
-                .unwrap_or_else(|| {
-                    Err(PlanError::Source(format!(
-                        "the plan has no checks for {}",
-                        self.lifecycle_event
-                    )))
-                })
-                .map_err(|e| e.to_string())
+                what,
+                &self.env,
+            )
         })
     }
 }

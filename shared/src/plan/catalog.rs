@@ -238,6 +238,15 @@ impl<T> Catalog<T> {
         });
     }
 
+    /// Parameter Store is read through `store` instead (its cache starts empty); nothing when it
+    /// is not read at all.
+    pub fn use_store(&mut self, store: Arc<dyn ParameterStore>) {
+        if let Some(parameters) = &mut self.parameters {
+            parameters.store = store;
+            parameters.cache = Mutex::new(HashMap::new());
+        }
+    }
+
     /// Whether the plan depends on the service (so the hook must find out which one it is).
     pub fn per_service(&self) -> bool {
         !self.mapped.is_empty() || self.parameters.is_some()
