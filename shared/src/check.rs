@@ -149,9 +149,11 @@ async fn run_filled(tools: &Tools, check: &Check, deadline: Deadline) -> CheckRe
             crate::probe::exchange::run(client, check, exchange, deadline).await
         }
         Probe::Samples(samples) => {
-            crate::probe::samples::run(client, check, samples, deadline).await
+            crate::probe::samples::run(client, tools.lanes, check, samples, deadline).await
         }
-        Probe::Load(load) => crate::probe::load::run(client, check, load, deadline).await,
+        Probe::Load(load) => {
+            crate::probe::load::run(client, tools.lanes, check, load, deadline).await
+        }
         Probe::Compare(compare) => {
             crate::probe::compare::run(client, check, compare, deadline).await
         }
@@ -192,7 +194,18 @@ pub(crate) async fn attempt(
     deadline: Deadline,
     number: u32,
 ) -> Attempt {
-    exchange(client, check, deadline, number, false).await
+    exchange(client, None, check, deadline, number, false).await
+}
+
+/// [`attempt`] for a sampling worker: through `lane`, the worker's own connection, when the
+/// check's URL allows it (see `crate::lane`).
+pub(crate) async fn attempt_on(
+    lane: Option<&mut crate::lane::Lane>,
+    client: &reqwest::Client,
+    check: &Check,
+    deadline: Deadline,
+) -> Attempt {
+    exchange(client, lane, check, deadline, 1, false).await
 }
 
 /// [`attempt`], keeping the complete answer (its body within the body-memory bound until it is
@@ -202,11 +215,12 @@ pub(crate) async fn attempt_keeping(
     check: &Check,
     deadline: Deadline,
 ) -> Attempt {
-    exchange(client, check, deadline, 1, true).await
+    exchange(client, None, check, deadline, 1, true).await
 }
 
 async fn exchange(
     client: &reqwest::Client,
+    lane: Option<&mut crate::lane::Lane>,
     check: &Check,
     deadline: Deadline,
     number: u32,
@@ -216,21 +230,27 @@ async fn exchange(
     let cut_by_deadline = limit < check.timeout;
     let started = Instant::now();
     let phase = AtomicU8::new(SENDING);
-    let mut request = client
-        .request(check.method.clone(), check.url.clone())
-        .headers(check.headers.clone());
-    if let Some(body) = &check.body {
-        request = request.body(body.clone());
-    }
     let judge_by = (started + limit).into_std();
     let exchange = async {
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| crate::http::describe_error(&e))?;
-        let status = response.status().as_u16();
+        let mut response = match lane {
+            Some(lane) if crate::lane::carries(check) => Arriving::Lane(lane.send(check).await?),
+            _ => {
+                let mut request = client
+                    .request(check.method.clone(), check.url.clone())
+                    .headers(check.headers.clone());
+                if let Some(body) = &check.body {
+                    request = request.body(body.clone());
+                }
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| crate::http::describe_error(&e))?;
+                Arriving::Shared(response)
+            }
+        };
+        let status = response.status();
         // Taken, not copied: the body is read from `response` without them.
-        let headers = std::mem::take(response.headers_mut());
+        let headers = response.take_headers();
         let mut body = Vec::new();
         let mut truncated = false;
         // Room for the whole body is taken before reading it, all at once: taking it piece by
@@ -245,11 +265,7 @@ async fn exchange(
             .await
             .map_err(|_| "reading the body is unavailable".to_string())?;
         let room_bytes = room_kib * 1024;
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| crate::http::describe_error(&e))?
-        {
+        while let Some(chunk) = response.chunk().await? {
             let room = BODY_CAP.min(room_bytes) - body.len();
             let take = chunk.len().min(room);
             body.extend_from_slice(&chunk[..take]);
@@ -368,6 +384,46 @@ async fn exchange(
                 captured,
                 kept,
             }
+        }
+    }
+}
+
+/// An answer being read: from the shared client, or from a sampling worker's own connection.
+enum Arriving<'a> {
+    Shared(reqwest::Response),
+    Lane(crate::lane::Answer<'a>),
+}
+
+impl Arriving<'_> {
+    fn status(&self) -> u16 {
+        match self {
+            Arriving::Shared(response) => response.status().as_u16(),
+            Arriving::Lane(answer) => answer.status,
+        }
+    }
+
+    fn take_headers(&mut self) -> reqwest::header::HeaderMap {
+        match self {
+            Arriving::Shared(response) => std::mem::take(response.headers_mut()),
+            Arriving::Lane(answer) => std::mem::take(&mut answer.headers),
+        }
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        match self {
+            Arriving::Shared(response) => response.content_length(),
+            Arriving::Lane(answer) => answer.content_length(),
+        }
+    }
+
+    /// The next piece of the body; `None` at its end.
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        match self {
+            Arriving::Shared(response) => response
+                .chunk()
+                .await
+                .map_err(|e| crate::http::describe_error(&e)),
+            Arriving::Lane(answer) => answer.chunk().await,
         }
     }
 }

@@ -73,8 +73,30 @@ pub async fn client_for(
 /// to do where that is clear: "the certificate is for checkout.example.com, not
 /// internal-alb-1.elb.amazonaws.com" rather than a TLS library's variant name.
 pub fn describe_error(error: &reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer failed"
+    } else {
+        "the request failed"
+    };
+    // reqwest's own message names the URL; what it wraps does not.
+    match std::error::Error::source(error) {
+        Some(cause) => describe_cause(cause, kind),
+        None => format!("{kind}: {error}"),
+    }
+}
+
+/// The DNS failure, in words.
+pub(crate) const DNS_FAILED: &str = "could not resolve the host name (DNS): check the URL's host, and that the function's network (VPC) can resolve it";
+
+/// [`describe_error`] for an error of the HTTP stack itself (not naming the URL): `kind` says
+/// what failed when nothing more telling is found.
+pub(crate) fn describe_cause(first: &(dyn std::error::Error + 'static), kind: &str) -> String {
     let mut chain: Vec<&(dyn std::error::Error + 'static)> = Vec::new();
-    let mut source = std::error::Error::source(error);
+    let mut source = Some(first);
     while let Some(cause) = source {
         chain.push(cause);
         source = cause.source();
@@ -105,10 +127,10 @@ pub fn describe_error(error: &reqwest::Error) -> String {
         }
     }
     let text: Vec<String> = chain.iter().map(|c| c.to_string()).collect();
-    let root = text.last().cloned().unwrap_or_else(|| error.to_string());
+    let root = text.last().cloned().unwrap_or_default();
     let all = text.join(": ").to_ascii_lowercase();
     if all.contains("dns error") || all.contains("failed to lookup address") {
-        return "could not resolve the host name (DNS): check the URL's host, and that the function's network (VPC) can resolve it".into();
+        return DNS_FAILED.into();
     }
     if all.contains("invalid http version")
         || all.contains("invalid status line")
@@ -123,15 +145,6 @@ pub fn describe_error(error: &reqwest::Error) -> String {
     {
         return "the server closed the connection before it finished answering".into();
     }
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else if error.is_body() || error.is_decode() {
-        "reading the answer failed"
-    } else {
-        "the request failed"
-    };
     format!("{kind}: {root}")
 }
 

@@ -22,6 +22,7 @@ pub mod hook;
 pub mod http;
 pub mod judge;
 pub mod lambda;
+pub(crate) mod lane;
 pub mod logging;
 pub mod notify;
 pub mod plan;

@@ -27,6 +27,9 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(100);
 #[derive(Clone)]
 pub struct Tools {
     pub http: reqwest::Client,
+    /// Sampled and load checks may open their workers' own connections for `http://` URLs
+    /// (see `crate::lane`): set for a run whose plan has no TLS options and no compression.
+    pub lanes: bool,
     pub metrics: Option<Arc<dyn MetricSource>>,
     /// Finds green's target group (`target_group: green`): the deployment's, in a CodeDeploy hook.
     pub green: Option<Arc<dyn FindGreen>>,
@@ -41,6 +44,7 @@ impl Tools {
     pub fn http(http: reqwest::Client) -> Self {
         Tools {
             http,
+            lanes: false,
             metrics: None,
             green: None,
             load_balancers: None,
@@ -98,6 +102,7 @@ pub async fn verify_observed(
     let tools = match crate::http::client_for(&plan, &tools.http).await {
         Ok(http) => Tools {
             http,
+            lanes: plan.tls.is_none() && !plan.compression,
             metrics: tools.metrics.clone(),
             green: tools.green.clone(),
             load_balancers: tools.load_balancers.clone(),

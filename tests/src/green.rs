@@ -246,6 +246,11 @@ impl GreenServer {
         self.server.url()
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.server.connections()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ pub type HttpResponse = Response<Full<Bytes>>;
 pub struct LoopbackServer {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
+    accepted: Arc<AtomicUsize>,
 }
 
 impl LoopbackServer {
@@ -38,6 +40,8 @@ impl LoopbackServer {
         let listener = TcpListener::bind(address).await?;
         let addr = listener.local_addr()?;
         let handler = Arc::new(handler);
+        let accepted_count = Arc::new(AtomicUsize::new(0));
+        let counter = accepted_count.clone();
         let task = tokio::spawn(async move {
             // Connections live in this set, so aborting the server aborts them too.
             let mut connections = JoinSet::new();
@@ -47,6 +51,7 @@ impl LoopbackServer {
                     Some(_) = connections.join_next(), if !connections.is_empty() => continue,
                 };
                 let Ok((stream, _)) = accepted else { continue };
+                counter.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
@@ -67,7 +72,11 @@ impl LoopbackServer {
                 });
             }
         });
-        Ok(LoopbackServer { addr, task })
+        Ok(LoopbackServer {
+            addr,
+            task,
+            accepted: accepted_count,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -76,6 +85,11 @@ impl LoopbackServer {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 

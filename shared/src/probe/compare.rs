@@ -36,6 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::population::lock;
 use super::Measured;
 use crate::check::{attempt_keeping, Attempt, MIN_ATTEMPT};
 use crate::deadline::Deadline;
@@ -716,10 +717,6 @@ async fn record(
     if t.first_blue[route].is_none() {
         t.first_blue[route] = first.map(Arc::new);
     }
-}
-
-fn lock(tally: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
-    tally.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn side(ms: &mut [f64], answered: u64, errors: u64, pairs: u64) -> Side {

@@ -5,16 +5,18 @@
 //! late with room to spare mean the load generator could not keep up: the result is
 //! inconclusive rather than wrong. The population is judged by the same thresholds as samples.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::population::{Ending, Run, Sending, MAX_SAMPLES, MAX_SAMPLE_CONCURRENCY};
+use super::population::{lock, Ending, Run, Sending, MAX_SAMPLES, MAX_SAMPLE_CONCURRENCY};
 use super::threshold::Thresholds;
 use super::SamplesDocument;
-use crate::check::{attempt, MIN_ATTEMPT};
+use crate::check::{attempt_on, MIN_ATTEMPT};
 use crate::deadline::Deadline;
+use crate::lane::Lane;
 use crate::plan::problems::Problems;
 use crate::plan::Check;
 use crate::verdict::CheckReport;
@@ -150,15 +152,19 @@ fn parse_rate(value: &Value) -> Result<f64, String> {
 /// Sends the arrivals on their schedule within `deadline` and judges the population.
 pub(crate) async fn run(
     client: &reqwest::Client,
+    lanes: bool,
     check: &Check,
     load: &Load,
     deadline: Deadline,
 ) -> CheckReport {
     let run = Run::new(check);
-    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(load.ceiling.max(1)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(load.ceiling.max(1)));
     let interval = Duration::from_secs_f64(1.0 / load.rate);
     let start = Instant::now();
     let mut in_flight = tokio::task::JoinSet::new();
+    // Connections of their own for the requests in flight (see `crate::lane`): an arrival takes
+    // a free one and gives it back, so there are never more than the ceiling.
+    let free: Arc<Mutex<Vec<Lane>>> = Arc::default();
     let mut ending = Ending::default();
     for i in 0..load.arrivals {
         let due = start + interval.mul_f64(i as f64);
@@ -181,9 +187,13 @@ pub(crate) async fn run(
         }
         run.sending();
         let (route, request) = run.pick(i);
-        let (client, run) = (client.clone(), run.clone());
+        let (client, run, free) = (client.clone(), run.clone(), free.clone());
         in_flight.spawn(async move {
-            let measured = attempt(&client, &request, deadline, 1).await;
+            let mut lane = lanes.then(|| lock(&free).pop().unwrap_or_default());
+            let measured = attempt_on(lane.as_mut(), &client, &request, deadline).await;
+            if let Some(lane) = lane {
+                lock(&free).push(lane);
+            }
             run.record(route, &measured);
             drop(permit);
         });

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use super::population::{Ending, Run, Sending, MAX_SAMPLES, MAX_SAMPLE_CONCURRENCY};
 use super::threshold::Thresholds;
 use super::SamplesDocument;
-use crate::check::{attempt, MIN_ATTEMPT};
+use crate::check::{attempt_on, MIN_ATTEMPT};
 use crate::deadline::Deadline;
+use crate::lane::Lane;
 use crate::plan::problems::Problems;
 use crate::plan::Check;
 use crate::verdict::CheckReport;
@@ -66,6 +67,7 @@ pub(crate) fn validate(doc: SamplesDocument, at: &str, p: &mut Problems) -> Opti
 /// Sends the samples within `deadline` and judges them.
 pub(crate) async fn run(
     client: &reqwest::Client,
+    lanes: bool,
     check: &Check,
     samples: &Samples,
     deadline: Deadline,
@@ -78,6 +80,8 @@ pub(crate) async fn run(
         let (client, run, next) = (client.clone(), run.clone(), next.clone());
         let count = samples.count;
         workers.spawn(async move {
+            // The worker's own connection (see `crate::lane`).
+            let mut lane = lanes.then(Lane::default);
             loop {
                 if deadline.remaining() < MIN_ATTEMPT {
                     return true;
@@ -88,7 +92,7 @@ pub(crate) async fn run(
                 }
                 run.sending();
                 let (route, request) = run.pick(n);
-                let measured = attempt(&client, &request, deadline, 1).await;
+                let measured = attempt_on(lane.as_mut(), &client, &request, deadline).await;
                 run.record(route, &measured);
             }
         });
