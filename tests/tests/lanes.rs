@@ -104,35 +104,24 @@ checks:
 
 #[tokio::test]
 async fn workers_keep_their_connections_and_never_open_more_than_are_in_flight() {
-    let green = GreenServer::start(Behaviour::Healthy).await;
-    let plan = r#"
-version: 1
-checks:
-  - {name: steady, path: /health, samples: {count: 300, concurrency: 4}, thresholds: {errors: "0%"}}
-"#;
-    let verdict = run(plan, &green, Duration::from_secs(20)).await;
-    assert!(verdict.succeeded(), "{}", failures_of(&verdict));
-    assert_eq!(green.received().len(), 300);
-    assert!(
-        green.connections() <= 4,
-        "{} connections",
-        green.connections()
-    );
-
-    let green = GreenServer::start(Behaviour::Healthy).await;
-    let plan = r#"
-version: 1
-checks:
-  - {name: open, path: /health, samples: {rate: 200/s, duration: 1s, concurrency: 6}, thresholds: {errors: "0%"}}
-"#;
-    let verdict = run(plan, &green, Duration::from_secs(20)).await;
-    assert!(verdict.succeeded(), "{}", failures_of(&verdict));
-    assert_eq!(green.received().len(), 200);
-    assert!(
-        green.connections() <= 6,
-        "{} connections",
-        green.connections()
-    );
+    let models = [
+        ("{count: 300, concurrency: 4}", 300, 4),
+        ("{rate: 200/s, duration: 1s, concurrency: 6}", 200, 6),
+    ];
+    for (samples, sent, concurrency) in models {
+        let green = GreenServer::start(Behaviour::Healthy).await;
+        let plan = format!(
+            "version: 1\nchecks:\n  - {{name: steady, path: /health, samples: {samples}, thresholds: {{errors: \"0%\"}}}}\n"
+        );
+        let verdict = run(&plan, &green, Duration::from_secs(20)).await;
+        assert!(verdict.succeeded(), "{samples}: {}", failures_of(&verdict));
+        assert_eq!(green.received().len(), sent, "{samples}");
+        let connections = green.connections();
+        assert!(
+            connections <= concurrency,
+            "{samples}: {connections} connections"
+        );
+    }
 }
 
 #[tokio::test]
