@@ -28,6 +28,21 @@ fn failures_of(verdict: &greenlight::Verdict) -> String {
     }
 }
 
+/// Runs `plan` against `target`, a URL no GreenServer stands behind.
+async fn verify_at(plan: &str, target: String) -> greenlight::Verdict {
+    let spec = greenlight::PlanSpec::parse(plan).unwrap();
+    let target = Setting::new(target, "--target");
+    let plan = spec
+        .resolve(Some(&target), &greenlight::Env::from_pairs([]))
+        .unwrap();
+    greenlight::verify(
+        &greenlight::Tools::http(greenlight::http::build_check_client().unwrap()),
+        std::sync::Arc::new(plan),
+        greenlight::Deadline::after(Duration::from_secs(10)),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_sample_reaches_green_exactly_as_a_single_check_does() {
     let request = r#"
@@ -206,17 +221,7 @@ async fn nothing_listening_is_named_for_samples_and_load_alike() {
     ] {
         let plan =
             format!("version: 1\nchecks:\n  - {{name: gone, path: /, samples: {samples}}}\n");
-        let spec = greenlight::PlanSpec::parse(&plan).unwrap();
-        let target = Setting::new(format!("http://127.0.0.1:{port}"), "--target");
-        let plan = spec
-            .resolve(Some(&target), &greenlight::Env::from_pairs([]))
-            .unwrap();
-        let verdict = greenlight::verify(
-            &greenlight::Tools::http(greenlight::http::build_check_client().unwrap()),
-            std::sync::Arc::new(plan),
-            greenlight::Deadline::after(Duration::from_secs(10)),
-        )
-        .await;
+        let verdict = verify_at(&plan, format!("http://127.0.0.1:{port}")).await;
         assert!(!verdict.succeeded());
         let reasons = failures_of(&verdict);
         assert!(
@@ -226,4 +231,22 @@ async fn nothing_listening_is_named_for_samples_and_load_alike() {
             "{samples}: {reasons}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_host_name_is_resolved_and_each_of_its_addresses_tried() {
+    // `localhost` is looked up; where it resolves to ::1 first, the next address (127.0.0.1,
+    // where green listens) is tried.
+    let green = GreenServer::start(Behaviour::Healthy).await;
+    let port = green.url().rsplit(':').next().unwrap().to_string();
+    let plan = "version: 1\nchecks:\n  - {name: named, path: /health, samples: {count: 20, concurrency: 2}}\n";
+    let verdict = verify_at(plan, format!("http://localhost:{port}")).await;
+    assert!(verdict.succeeded(), "{}", failures_of(&verdict));
+    assert_eq!(green.received().len(), 20);
+    let host = &green.received()[0].headers;
+    assert!(
+        host.iter()
+            .any(|(k, v)| k == "host" && *v == format!("localhost:{port}")),
+        "{host:?}"
+    );
 }
