@@ -19,6 +19,12 @@ pub fn build_check_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
+/// Whether `plan` leaves the client as it is (no TLS options, no compression): the process's own
+/// client serves it, and sampling workers may send on connections of their own (`crate::lane`).
+pub(crate) fn asks_nothing_of_the_client(plan: &crate::plan::Plan) -> bool {
+    plan.tls.is_none() && !plan.compression
+}
+
 /// The client for one run of `plan`: the process's own, unless the plan says how to trust
 /// HTTPS targets or asks for compressed answers; then one built for it, with `server_name`
 /// resolved to the target's address now (load balancer addresses change, so this is done for
@@ -27,7 +33,7 @@ pub async fn client_for(
     plan: &crate::plan::Plan,
     base: &reqwest::Client,
 ) -> Result<reqwest::Client, String> {
-    if plan.tls.is_none() && !plan.compression {
+    if asks_nothing_of_the_client(plan) {
         return Ok(base.clone());
     }
     let mut builder = reqwest::Client::builder()

@@ -26,6 +26,7 @@ use hyper::header::{HeaderMap, HeaderValue, ACCEPT, HOST, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use crate::http::describe_cause;
 use crate::plan::Check;
 
 /// As long as the shared client waits for a connection.
@@ -98,8 +99,11 @@ impl Answer<'_> {
             };
             match drive(&mut open.connection, self.body.frame()).await {
                 None => {
-                    let open = self.open.take().expect("checked above");
-                    if open.connection.is_some() && !open.sender.is_closed() {
+                    // Read to its end: the connection may carry the next request.
+                    let open = self.open.take();
+                    if let Some(open) =
+                        open.filter(|o| o.connection.is_some() && !o.sender.is_closed())
+                    {
                         self.lane.keep(open);
                     }
                     return Ok(None);
@@ -111,7 +115,7 @@ impl Answer<'_> {
                 }
                 Some(Err(e)) => {
                     self.open = None;
-                    return Err(describe(&e, "reading the answer failed"));
+                    return Err(describe_cause(&e, "reading the answer failed"));
                 }
             }
         }
@@ -124,54 +128,49 @@ impl Lane {
         let url = &check.url;
         let host = url.host_str().unwrap_or_default();
         let port = url.port_or_known_default().unwrap_or(80);
-        let origin = (host.to_string(), port);
-        let kept = self.open.iter().position(|o| o.origin == origin);
+        let kept = self
+            .open
+            .iter()
+            .position(|o| o.origin.0 == host && o.origin.1 == port);
         let mut reused = kept.is_some();
         let mut open = match kept {
             Some(i) => self.open.swap_remove(i),
-            None => connect(url, origin.clone()).await?,
+            None => connect(url, host, port).await?,
         };
-        let mut request = Some(request(check)?);
+        let mut message = request(check)?;
         loop {
-            let ready = drive(&mut open.connection, open.sender.ready()).await;
-            let sent = match ready {
+            let (unsent, error) = match drive(&mut open.connection, open.sender.ready()).await {
                 Ok(()) => {
-                    let message = request.take().expect("sent once");
                     let sending = open.sender.try_send_request(message);
-                    drive(&mut open.connection, sending).await
-                }
-                Err(e) => {
-                    // Closed while it waited in the lane (the server's idle timeout): nothing was
-                    // sent; a new connection takes the request.
-                    if reused {
-                        reused = false;
-                        open = connect(url, origin.clone()).await?;
-                        continue;
+                    match drive(&mut open.connection, sending).await {
+                        Ok(response) => {
+                            let (parts, body) = response.into_parts();
+                            return Ok(Answer {
+                                lane: self,
+                                open: Some(open),
+                                status: parts.status.as_u16(),
+                                headers: parts.headers,
+                                body,
+                            });
+                        }
+                        Err(mut failed) => match failed.take_message() {
+                            Some(unsent) => (unsent, failed.into_error()),
+                            None => {
+                                return Err(describe_cause(failed.error(), "the request failed"))
+                            }
+                        },
                     }
-                    return Err(describe(&e, "the request failed"));
                 }
+                Err(e) => (message, e),
             };
-            match sent {
-                Ok(response) => {
-                    let (parts, body) = response.into_parts();
-                    return Ok(Answer {
-                        lane: self,
-                        open: Some(open),
-                        status: parts.status.as_u16(),
-                        headers: parts.headers,
-                        body,
-                    });
-                }
-                Err(mut failed) => match failed.take_message() {
-                    // Not sent: the kept connection closed as it was taken. Once more, on a new one.
-                    Some(message) if reused => {
-                        reused = false;
-                        request = Some(message);
-                        open = connect(url, origin.clone()).await?;
-                    }
-                    _ => return Err(describe(failed.error(), "the request failed")),
-                },
+            // A kept connection that closed while it waited (green's idle timeout) or as it was
+            // taken: nothing was sent, so the request goes once more, on a new connection.
+            if !reused {
+                return Err(describe_cause(&error, "the request failed"));
             }
+            reused = false;
+            message = unsent;
+            open = connect(url, host, port).await?;
         }
     }
 
@@ -222,8 +221,7 @@ fn request(check: &Check) -> Result<hyper::Request<Full<Bytes>>, String> {
 }
 
 /// A new connection to `url`'s host, within [`CONNECT_TIMEOUT`].
-async fn connect(url: &url::Url, origin: (String, u16)) -> Result<Open, String> {
-    let port = origin.1;
+async fn connect(url: &url::Url, host: &str, port: u16) -> Result<Open, String> {
     let addresses: Vec<SocketAddr> = match url.host() {
         Some(url::Host::Ipv4(ip)) => vec![SocketAddr::from((ip, port))],
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::from((ip, port))],
@@ -254,7 +252,7 @@ async fn connect(url: &url::Url, origin: (String, u16)) -> Result<Open, String> 
     };
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(describe(&e, "could not connect")),
+        Ok(Err(e)) => return Err(describe_cause(&e, "could not connect")),
         Err(_) => {
             return Err(format!(
                 "could not connect: no connection within {}s",
@@ -265,14 +263,10 @@ async fn connect(url: &url::Url, origin: (String, u16)) -> Result<Open, String> 
     let _ = stream.set_nodelay(true);
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| describe(&e, "could not connect"))?;
+        .map_err(|e| describe_cause(&e, "could not connect"))?;
     Ok(Open {
-        origin,
+        origin: (host.to_string(), port),
         sender,
         connection: Some(Box::pin(connection)),
     })
-}
-
-fn describe(error: &(dyn std::error::Error + 'static), kind: &str) -> String {
-    crate::http::describe_cause(error, kind)
 }

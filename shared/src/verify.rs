@@ -102,7 +102,7 @@ pub async fn verify_observed(
     let tools = match crate::http::client_for(&plan, &tools.http).await {
         Ok(http) => Tools {
             http,
-            lanes: plan.tls.is_none() && !plan.compression,
+            lanes: crate::http::asks_nothing_of_the_client(&plan),
             metrics: tools.metrics.clone(),
             green: tools.green.clone(),
             load_balancers: tools.load_balancers.clone(),
